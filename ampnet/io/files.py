@@ -1,0 +1,34 @@
+"""Atomic file output: write to a temporary file beside the target, then rename.
+
+A crash or Ctrl-C leaves either the old file or the complete new one, never a
+partial file under the target's name.
+"""
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_output(target, suffix=None):
+    """Yield a temporary path in ``target``'s folder; on success rename it to
+    ``target``, on any exception delete it. ``suffix`` defaults to the target's
+    (libraries such as soundfile pick the format from it)."""
+    target = Path(target)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=suffix or target.suffix or ".tmp",
+                               dir=target.parent if str(target.parent) else ".")
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(target, text):
+    """Write ``text`` (UTF-8) to ``target`` atomically."""
+    with atomic_output(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
