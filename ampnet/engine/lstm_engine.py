@@ -55,8 +55,11 @@ class LSTMEngine:
             n_in = model.input_size if i == 0 else hidden
             self._hidden_offsets.append(offset + n_in)
             offset += n_in + hidden
-        self._scalars = (model.input_size, hidden, layers, np.float32(model.input_scale),
-                         np.float32(1.0 if model.skip else 0.0), np.float32(model.output_gain))
+        # Kernel arguments, bound once: a call then creates no objects (no *args tuple).
+        self._n_in, self._hidden, self._layers = model.input_size, hidden, layers
+        self._in_scale = np.float32(model.input_scale)
+        self._skip_gain = np.float32(1.0 if model.skip else 0.0)
+        self._out_gain = np.float32(model.output_gain)
         self._mono = self._multi = None
         self._warm_up()
 
@@ -79,31 +82,39 @@ class LSTMEngine:
         if out is None:
             out = block
         try:
-            self._run(block, out)
+            ok = block.flags.c_contiguous and out.flags.c_contiguous
+            if ok:
+                self._run(block, out)  # the kernels check that the shapes match
         except (TypeError, AttributeError):
+            ok = False
+        if not ok:
             raise TypeError("LSTMEngine.process needs float32 C-contiguous NumPy arrays of equal "
                             f"shape; got {type(block).__name__} {getattr(block, 'dtype', '')} "
-                            f"and {type(out).__name__} {getattr(out, 'dtype', '')}") from None
+                            f"{getattr(block, 'shape', '')} and {type(out).__name__} "
+                            f"{getattr(out, 'dtype', '')} {getattr(out, 'shape', '')}")
         return out
 
     def _run(self, block, out):
         if block.ndim == 1:
             if self.channels != 1:
                 raise ValueError(f"engine has {self.channels} channels; pass (channels, frames)")
-            self._mono(block, out, self._weights, self._vin, self._cell, self._gates,
-                       self.knobs, *self._scalars)
+            self._mono(block, out, self._weights, self._vin, self._cell, self._gates, self.knobs,
+                       self._n_in, self._hidden, self._layers, self._in_scale, self._skip_gain,
+                       self._out_gain)
         else:
             if block.shape[0] != self.channels:
                 raise ValueError(f"block has {block.shape[0]} channels, engine has {self.channels}")
-            self._multi(block, out, self._weights, self._vin, self._cell, self._gates,
-                        self.knobs, *self._scalars)
+            self._multi(block, out, self._weights, self._vin, self._cell, self._gates, self.knobs,
+                        self._n_in, self._hidden, self._layers, self._in_scale, self._skip_gain,
+                        self._out_gain)
 
     def _warm_up(self):
         """Compile (or load from cache) both kernels, then bind their compiled entry
         points so that ``process`` skips Numba's type dispatch."""
         mono = np.zeros(8, dtype=np.float32)
         multi = np.zeros((self.channels, 8), dtype=np.float32)
-        args = (self._weights, self._vin, self._cell, self._gates, self.knobs, *self._scalars)
+        args = (self._weights, self._vin, self._cell, self._gates, self.knobs, self._n_in,
+                self._hidden, self._layers, self._in_scale, self._skip_gain, self._out_gain)
         lstm_kernel.process_mono(mono, mono, *args)
         lstm_kernel.process_channels(multi, multi, *args)
         self._mono = _entry_point(lstm_kernel.process_mono, (mono, mono, *args))

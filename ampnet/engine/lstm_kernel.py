@@ -153,6 +153,8 @@ def process_channels(x, y, weights, vin, cell, gates, knobs, n_in0, hidden, n_la
                      in_scale, skip_gain, out_gain):
     """Process ``x`` of shape ``(channels, frames)`` into ``y`` of the same shape;
     channel ``c`` uses state row ``c`` of ``vin`` and ``cell``."""
+    if x.shape[0] != y.shape[0] or x.shape[1] != y.shape[1] or x.shape[0] > vin.shape[0]:
+        raise ValueError("input and output blocks must have the same (channels, frames) shape")
     for c in range(x.shape[0]):
         _run_channel(x[c], y[c], weights, vin[c], cell[c], gates, knobs, n_in0, hidden,
                      n_layers, in_scale, skip_gain, out_gain)
@@ -162,5 +164,7 @@ def process_channels(x, y, weights, vin, cell, gates, knobs, n_in0, hidden, n_la
 def process_mono(x, y, weights, vin, cell, gates, knobs, n_in0, hidden, n_layers,
                  in_scale, skip_gain, out_gain):
     """Process a 1-D block ``x`` into ``y`` with state row 0."""
+    if x.shape[0] != y.shape[0]:
+        raise ValueError("input and output blocks must have the same number of frames")
     _run_channel(x, y, weights, vin[0], cell[0], gates, knobs, n_in0, hidden,
                  n_layers, in_scale, skip_gain, out_gain)

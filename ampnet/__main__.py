@@ -1,0 +1,5 @@
+import sys
+
+from ampnet.cli import main
+
+sys.exit(main())

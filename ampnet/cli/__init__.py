@@ -1,0 +1,37 @@
+"""The ``ampnet`` command line: one module per sub-command, wired up here."""
+
+import argparse
+import sys
+
+from ampnet import __version__
+from ampnet.cli import info_cmd, render_cmd
+from ampnet.errors import AmpnetError
+
+COMMANDS = [render_cmd, info_cmd]
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="ampnet", description="Train, stream and host neural guitar amp and pedal captures.")
+    parser.add_argument("--version", action="version", version=f"ampnet {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMANDS:
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv=None):
+    """Entry point of the ``ampnet`` console script; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except AmpnetError as err:
+        print(f"ampnet: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ampnet: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""``ampnet render MODEL INPUT... (-o OUTPUT | --out-dir DIR)``"""
+
+import os
+import sys
+import time
+
+from ampnet.formats import load_model
+from ampnet.render import plan_jobs, render_batch, summary_line
+
+
+def add_parser(sub):
+    p = sub.add_parser("render", help="render audio files through a model",
+                       description="Render audio files through a model. Outputs keep each input's "
+                                   "sample rate, channels, length and subtype.")
+    p.add_argument("model", help="model file (.json)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or folders (recursive)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("-o", "--output", help="output file (one input only)")
+    where.add_argument("--out-dir", help="output folder (mirrors input folders)")
+    p.add_argument("--blocksize", type=_positive_int, default=64,
+                   help="engine block size in frames, as in live use (default 64)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--jobs", type=_positive_int, default=1,
+                   help=f"files rendered in parallel processes (this machine has {os.cpu_count()} cores)")
+    p.add_argument("--subtype", help="output subtype, e.g. PCM_24 or FLOAT (default: the input's)")
+    p.set_defaults(run=run)
+
+
+def run(args):
+    load_model(args.model)  # a broken model fails once, before any file
+    jobs, failures = plan_jobs(args.inputs, args.output, args.out_dir, args.overwrite)
+    start = time.perf_counter()
+    results = render_batch(args.model, jobs, args.blocksize, args.subtype, args.jobs) if jobs else []
+    wall = time.perf_counter() - start
+    results = failures + results
+    for result in results:
+        if result.error:
+            print(f"ampnet: error: {result.error}", file=sys.stderr)
+        else:
+            print(f"{result.job.source} -> {result.job.target}")
+            for note in result.notes:
+                print(f"  note: {note}")
+    print(summary_line(results, wall))
+    return 1 if any(r.error for r in results) else 0
+
+
+def _positive_int(text):
+    import argparse
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value

@@ -1,0 +1,242 @@
+"""Offline rendering: audio files through a model, streamed disk to disk.
+
+Each file is read in chunks, resampled to the model's rate and back when needed
+(soxr, streaming), run through :class:`~ampnet.engine.LSTMEngine` in blocks of
+``blocksize`` frames, and written to a temporary file that is renamed to the
+output only once complete. Memory stays flat whatever the file's length.
+"""
+
+import concurrent.futures
+import multiprocessing
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+from tqdm import tqdm
+
+from ampnet.engine import LSTMEngine
+from ampnet.errors import AmpnetError
+from ampnet.formats import load_model
+from ampnet.io.audio import find_audio_inputs, format_for_path, open_audio, output_subtype
+from ampnet.io.files import atomic_output
+
+CHUNK_FRAMES = 65536
+
+
+@dataclass
+class RenderJob:
+    """One input file and where its output goes."""
+
+    source: Path
+    target: Path
+
+
+@dataclass
+class RenderResult:
+    job: RenderJob
+    seconds: float = 0.0  # of audio
+    error: str | None = None
+    notes: tuple = ()
+
+
+def plan_jobs(inputs, output=None, out_dir=None, overwrite=False):
+    """Map inputs (files or folders) to outputs. Returns ``(jobs, failures)``:
+    problems that concern one file (output exists, output equals input) become
+    failed results so that the rest of the batch still renders."""
+    if (output is None) == (out_dir is None):
+        raise AmpnetError("give either -o OUTPUT (one input file) or --out-dir DIR")
+    found = find_audio_inputs(inputs)
+    if output is not None:
+        if len(found) != 1 or Path(inputs[0]).is_dir():
+            raise AmpnetError(f"-o names one output file but {len(found)} inputs were found; "
+                              "use --out-dir DIR for several files or a folder")
+        pairs = [(found[0][0], Path(output))]
+    else:
+        pairs = [(src, Path(out_dir) / rel) for src, rel in found]
+    jobs, failures = [], []
+    for src, target in pairs:
+        job = RenderJob(src, target)
+        if target.resolve() == src.resolve():
+            failures.append(RenderResult(job, error=f"{target}: is the input file itself; "
+                                         "ampnet never overwrites an input, choose another output"))
+        elif target.exists() and not overwrite:
+            failures.append(RenderResult(job, error=f"{target}: already exists; pass --overwrite "
+                                         "to replace it"))
+        else:
+            jobs.append(job)
+    return jobs, failures
+
+
+def render_file(model, job, blocksize=64, subtype=None, progress=None):
+    """Render ``job.source`` through ``model`` into ``job.target``.
+
+    The output has the input's sample rate, channels, length and (unless
+    ``subtype`` is given) subtype. ``progress(frames)`` is called after each chunk
+    with the number of input frames done. Returns a :class:`RenderResult`.
+    """
+    notes = []
+    with open_audio(job.source) as src:
+        rate, channels, frames = src.samplerate, src.channels, src.frames
+        fmt = format_for_path(job.target)
+        out_subtype = output_subtype(fmt, subtype, src.subtype)
+        model_rate = int(round(model.sample_rate))
+        resample = rate != model_rate
+        if resample:
+            notes.append(f"{rate} Hz input resampled to the model's {model_rate} Hz and back (soxr HQ)")
+        clip = out_subtype.startswith("PCM") or out_subtype in ("ULAW", "ALAW")
+        engine = LSTMEngine(model, channels=channels)
+        to_model = soxr.ResampleStream(rate, model_rate, channels, dtype="float32") if resample else None
+        from_model = soxr.ResampleStream(model_rate, rate, channels, dtype="float32") if resample else None
+        job.target.parent.mkdir(parents=True, exist_ok=True)
+        written = clipped = 0
+        with atomic_output(job.target) as tmp:
+            with sf.SoundFile(str(tmp), "w", samplerate=rate, channels=channels,
+                              subtype=out_subtype, format=fmt) as dst:
+                read = 0
+                while read < frames:
+                    chunk = src.read(CHUNK_FRAMES, dtype="float32", always_2d=True)
+                    if chunk.shape[0] == 0:
+                        break
+                    read += chunk.shape[0]
+                    last = read >= frames
+                    out = _process_chunk(engine, chunk, blocksize, to_model, from_model, last)
+                    out = out[: frames - written]
+                    if clip:
+                        clipped += int(np.count_nonzero(np.abs(out) > 1.0))
+                        np.clip(out, -1.0, 1.0, out=out)
+                    dst.write(out)
+                    written += out.shape[0]
+                    if progress:
+                        progress(chunk.shape[0])
+                if written < frames:  # resampler tail shorter by a frame or two
+                    dst.write(np.zeros((frames - written, channels), dtype=np.float32))
+        if clipped:
+            notes.append(f"{clipped} samples clipped at full scale for {out_subtype}; "
+                         "use --subtype FLOAT to keep them")
+    return RenderResult(job, seconds=frames / rate, notes=tuple(notes))
+
+
+def _process_chunk(engine, chunk, blocksize, to_model, from_model, last):
+    """Run one ``(frames, channels)`` chunk through resampler, engine, resampler."""
+    if to_model is not None:
+        chunk = to_model.resample_chunk(chunk, last=last)
+    block = np.ascontiguousarray(chunk.T)  # (channels, frames) for the engine
+    for start in range(0, block.shape[1], blocksize):
+        part = np.ascontiguousarray(block[:, start:start + blocksize])
+        block[:, start:start + blocksize] = engine.process(part)
+    out = block.T
+    if from_model is not None:
+        out = from_model.resample_chunk(np.ascontiguousarray(out), last=last)
+    return np.ascontiguousarray(out)
+
+
+def render_batch(model_path, jobs, blocksize=64, subtype=None, job_count=1, show_progress=None):
+    """Render every job, ``job_count`` files at a time in separate processes.
+
+    Shows a progress bar per file and one for the batch (``show_progress=None``:
+    only on a terminal). Returns the list of :class:`RenderResult`, one per job,
+    in order; a failing file does not stop the others.
+    """
+    disable = None if show_progress is None else not show_progress  # None: terminal only
+    total_frames = {i: _frames_or_zero(job.source) for i, job in enumerate(jobs)}
+    batch_bar = tqdm(total=sum(total_frames.values()), unit="frame", unit_scale=True,
+                     desc=f"{len(jobs)} files", disable=disable, leave=False) if len(jobs) > 1 else None
+    file_bars = {}
+
+    def on_progress(index, frames):
+        bar = file_bars.get(index)
+        if bar is None:
+            bar = file_bars[index] = tqdm(total=total_frames[index], unit="frame", unit_scale=True,
+                                          desc=jobs[index].source.name, leave=False, disable=disable)
+        bar.update(frames)
+        if batch_bar is not None:
+            batch_bar.update(frames)
+
+    def finish(index):
+        bar = file_bars.pop(index, None)
+        if bar is not None:
+            bar.close()
+
+    results = [None] * len(jobs)
+    if job_count <= 1 or len(jobs) <= 1:
+        model = load_model(model_path)
+        for i, job in enumerate(jobs):
+            results[i] = _render_safely(model, job, blocksize, subtype,
+                                        lambda frames, i=i: on_progress(i, frames))
+            finish(i)
+    else:
+        context = multiprocessing.get_context("spawn")
+        with multiprocessing.Manager() as manager:
+            queue = manager.Queue()
+            stop = threading.Event()
+            pump = threading.Thread(target=_pump_progress, args=(queue, on_progress, stop), daemon=True)
+            pump.start()
+            with concurrent.futures.ProcessPoolExecutor(job_count, mp_context=context,
+                                                        initializer=_worker_init,
+                                                        initargs=(str(model_path),)) as pool:
+                futures = {pool.submit(_worker_render, i, job, blocksize, subtype, queue): i
+                           for i, job in enumerate(jobs)}
+                for future in concurrent.futures.as_completed(futures):
+                    results[futures[future]] = future.result()
+            stop.set()
+            pump.join()
+            for i in range(len(jobs)):
+                finish(i)
+    if batch_bar is not None:
+        batch_bar.close()
+    return results
+
+
+def _frames_or_zero(path):
+    try:
+        return sf.info(str(path)).frames
+    except Exception:  # reported properly when the file is rendered
+        return 0
+
+
+def _render_safely(model, job, blocksize, subtype, progress):
+    try:
+        return render_file(model, job, blocksize, subtype, progress)
+    except AmpnetError as err:
+        return RenderResult(job, error=str(err))
+    except (sf.LibsndfileError, RuntimeError, OSError) as err:
+        return RenderResult(job, error=f"{job.source}: failed while rendering ({err})")
+
+
+_worker_model = None
+
+
+def _worker_init(model_path):
+    global _worker_model
+    _worker_model = load_model(model_path)
+
+
+def _worker_render(index, job, blocksize, subtype, queue):
+    return _render_safely(_worker_model, job, blocksize, subtype,
+                          lambda frames: queue.put((index, frames)))
+
+
+def _pump_progress(queue, on_progress, stop):
+    while not (stop.is_set() and queue.empty()):
+        try:
+            index, frames = queue.get(timeout=0.1)
+        except Exception:  # queue.Empty from the manager proxy
+            continue
+        on_progress(index, frames)
+
+
+def summary_line(results, wall_seconds):
+    """One line: files rendered and failed, seconds of audio, real-time factor."""
+    done = [r for r in results if r.error is None]
+    failed = len(results) - len(done)
+    audio = sum(r.seconds for r in done)
+    speed = audio / wall_seconds if wall_seconds > 0 else float("inf")
+    line = (f"rendered {len(done)} file(s), {audio:.1f} s of audio in {wall_seconds:.1f} s "
+            f"({speed:.1f}x real time)")
+    if failed:
+        line += f"; {failed} failed"
+    return line
+

@@ -1,0 +1,1 @@
+"""Training (needs the ``train`` extra: torch). Nothing in the runtime imports this package."""

@@ -1,0 +1,150 @@
+"""``ampnet render`` and ``ampnet info`` end to end, through the real CLI."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ampnet.cli import main
+from ampnet.engine import LSTMEngine
+from ampnet.formats import save_model
+from tests.signals import guitar_like, random_model
+
+
+@pytest.fixture
+def model_path(tmp_path):
+    path = tmp_path / "model.json"
+    save_model(random_model(16, 1, seed=1, sample_rate=48000.0), path)
+    return path
+
+
+@pytest.fixture
+def identity_model_path(tmp_path):
+    """Head weights zero and skip on: the output is the input."""
+    model = random_model(8, 1, seed=2)
+    model.head_weight[:] = 0.0
+    model.head_bias[:] = 0.0
+    path = tmp_path / "identity.json"
+    save_model(model, path)
+    return path
+
+
+def write(path, audio, rate=48000, subtype="FLOAT"):
+    sf.write(str(path), audio.T if audio.ndim == 2 else audio, rate, subtype=subtype)
+    return path
+
+
+def test_render_equals_engine_and_keeps_rate_channels_length_subtype(tmp_path, model_path):
+    stereo = np.stack([guitar_like(1.3, seed=1), guitar_like(1.3, seed=2)])
+    src = write(tmp_path / "in.wav", stereo, subtype="PCM_24")
+    out = tmp_path / "out.wav"
+    assert main(["render", str(model_path), str(src), "-o", str(out), "--blocksize", "37"]) == 0
+    info = sf.info(str(out))
+    assert (info.samplerate, info.channels, info.frames, info.subtype) == (48000, 2, stereo.shape[1], "PCM_24")
+    got, _ = sf.read(str(out), dtype="float32", always_2d=True)
+    from ampnet.formats import load_model
+    read_back, _ = sf.read(str(src), dtype="float32", always_2d=True)
+    expected = LSTMEngine(load_model(model_path), channels=2).process(np.ascontiguousarray(read_back.T))
+    expected = np.clip(expected, -1, 1)
+    assert np.max(np.abs(got.T - expected)) < 2 ** -22  # 24-bit quantisation
+
+
+def test_other_sample_rate_is_resampled_and_said(tmp_path, identity_model_path, capsys):
+    t = np.arange(44100) / 44100
+    tone = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    src = write(tmp_path / "in.wav", tone, rate=44100)
+    out = tmp_path / "out.wav"
+    assert main(["render", str(identity_model_path), str(src), "-o", str(out)]) == 0
+    assert "resampled" in capsys.readouterr().out
+    got, rate = sf.read(str(out), dtype="float32")
+    assert rate == 44100 and got.size == tone.size
+    # Identity model: resampling there and back must keep the tone in place.
+    assert np.max(np.abs(got[1000:-1000] - tone[1000:-1000])) < 1e-3
+
+
+def test_batch_of_folders_recursive_with_jobs(tmp_path, model_path):
+    inputs = tmp_path / "takes"
+    (inputs / "day2").mkdir(parents=True)
+    write(inputs / "a.wav", guitar_like(0.5, seed=3))
+    write(inputs / "day2" / "b.flac", guitar_like(0.7, seed=4), subtype="PCM_16")
+    (inputs / "notes.txt").write_text("not audio")
+    out_dir = tmp_path / "rendered"
+    assert main(["render", str(model_path), str(inputs), "--out-dir", str(out_dir), "--jobs", "2"]) == 0
+    assert sf.info(str(out_dir / "a.wav")).frames == 24000
+    assert sf.info(str(out_dir / "day2" / "b.flac")).subtype == "PCM_16"
+    assert not (out_dir / "notes.txt").exists()
+
+
+def test_refuses_to_clobber_without_overwrite(tmp_path, model_path, capsys):
+    src = write(tmp_path / "in.wav", guitar_like(0.2))
+    out = write(tmp_path / "out.wav", np.zeros(10, dtype=np.float32))
+    assert main(["render", str(model_path), str(src), "-o", str(out)]) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert sf.info(str(out)).frames == 10
+    assert main(["render", str(model_path), str(src), "-o", str(out), "--overwrite"]) == 0
+    assert sf.info(str(out)).frames == 9600
+
+
+def test_never_overwrites_an_input(tmp_path, model_path, capsys):
+    src = write(tmp_path / "in.wav", guitar_like(0.2))
+    before = src.read_bytes()
+    assert main(["render", str(model_path), str(src), "-o", str(src), "--overwrite"]) == 1
+    assert "input file itself" in capsys.readouterr().err
+    assert src.read_bytes() == before
+
+
+def test_bad_inputs_fail_alone_with_one_clear_line(tmp_path, model_path, capsys):
+    good = write(tmp_path / "good.wav", guitar_like(0.2))
+    empty = write(tmp_path / "empty.wav", np.zeros(0, dtype=np.float32))
+    fake = tmp_path / "fake.wav"
+    fake.write_text("this is not audio")
+    out_dir = tmp_path / "out"
+    code = main(["render", str(model_path), str(good), str(empty), str(fake), "--out-dir", str(out_dir)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert f"{empty}: contains no audio" in err
+    assert f"{fake}: not an audio file" in err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in out_dir.iterdir()) == ["good.wav"]  # no partial or temp files
+
+
+@pytest.mark.parametrize("case", ["missing", "empty-folder", "corrupt-model"])
+def test_unusable_arguments_exit_nonzero(tmp_path, model_path, case, capsys):
+    src = write(tmp_path / "in.wav", guitar_like(0.1))
+    model, inputs = str(model_path), [str(src)]
+    if case == "missing":
+        inputs = [str(tmp_path / "nope.wav")]
+    elif case == "empty-folder":
+        (tmp_path / "empty").mkdir()
+        inputs = [str(tmp_path / "empty")]
+    else:
+        broken = tmp_path / "broken.json"
+        broken.write_text(model_path.read_text()[:500])
+        model = str(broken)
+    assert main(["render", model, *inputs, "--out-dir", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ampnet: error: ") and len(err.splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_info_prints_architecture_and_speed(model_path, capsys):
+    assert main(["info", str(model_path)]) == 0
+    out = capsys.readouterr().out
+    assert "1 layer(s) x 16 hidden" in out and "ms CPU per second" in out
+
+
+def test_render_and_info_never_import_torch(tmp_path, model_path):
+    src = write(tmp_path / "in.wav", guitar_like(0.1))
+    code = (
+        "import sys\n"
+        "from ampnet.cli import main\n"
+        f"assert main(['render', {str(model_path)!r}, {str(src)!r}, '-o', {str(tmp_path / 'o.wav')!r}]) == 0\n"
+        f"assert main(['info', {str(model_path)!r}]) == 0\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert result.returncode == 0, result.stderr
