@@ -148,3 +148,28 @@ def test_render_and_info_never_import_torch(tmp_path, model_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": os.getcwd()})
     assert result.returncode == 0, result.stderr
+
+
+def test_long_file_renders_with_flat_memory(tmp_path):
+    """Ten minutes of audio (about 230 MB as float32 in memory) through a small model
+    in a child process: its peak resident memory stays far below the file's size."""
+    model_path = tmp_path / "small.json"
+    save_model(random_model(8, 1, seed=4), model_path)
+    src = tmp_path / "long.flac"
+    block = guitar_like(10.0, seed=5)
+    with sf.SoundFile(str(src), "w", 48000, 2, subtype="PCM_16") as f:
+        for _ in range(60):
+            f.write(np.stack([block, block], axis=1))
+    code = (
+        "import resource, sys\n"
+        "from ampnet.cli import main\n"
+        f"code = main(['render', {str(model_path)!r}, {str(src)!r}, '-o', {str(tmp_path / 'out.flac')!r}])\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"
+        "sys.exit(code)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": os.getcwd()})
+    assert result.returncode == 0, result.stderr
+    peak_mb = int(result.stdout.strip().splitlines()[-1])
+    assert peak_mb < 300
+    assert sf.info(str(tmp_path / "out.flac")).frames == 600 * 48000

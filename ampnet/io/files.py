@@ -20,6 +20,7 @@ def atomic_output(target, suffix=None):
                                dir=target.parent if str(target.parent) else ".")
     os.close(fd)
     tmp = Path(tmp)
+    os.chmod(tmp, 0o666 & ~_current_umask())  # mkstemp makes it private (0600)
     try:
         yield tmp
         os.replace(tmp, target)
@@ -32,3 +33,9 @@ def write_text_atomic(target, text):
     """Write ``text`` (UTF-8) to ``target`` atomically."""
     with atomic_output(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def _current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
