@@ -31,7 +31,8 @@ def run(args):
         print(f"  knob:          {knob.name} (default {knob.default:g}, "
               f"range {knob.minimum:g}..{knob.maximum:g})")
     for key, value in model.metadata.items():
-        print(f"  {key + ':':<14} {value}")
+        if key != "name":
+            print(f"  {key.replace('_', ' ') + ':':<14} {value}")
     cpu_ms = measure_cpu_ms_per_second(model)
     print(f"  speed here:    {cpu_ms:.1f} ms CPU per second of audio at block {BENCH_BLOCK} "
           f"(real-time factor {cpu_ms / 1000:.3f}; one core)")
