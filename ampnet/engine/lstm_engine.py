@@ -10,14 +10,22 @@ _SIGMOID_GATES[2] = 1.0  # gate order i, f, g, o: only g is a tanh gate
 
 
 def pack_weights(model: LSTMModel) -> np.ndarray:
-    """Flatten ``model`` into the kernel's weight layout (see :mod:`lstm_kernel`)."""
+    """Flatten ``model`` into the kernel's tiled weight layout (see :mod:`lstm_kernel`)."""
     hidden = model.hidden_size
+    padded = lstm_kernel.padded_gates(hidden)
+    tiles = padded // lstm_kernel.TILE
     column_scale = np.repeat(_SIGMOID_GATES, hidden)  # (4H,)
     parts = []
     for layer in model.layers:
-        stacked = np.concatenate([layer.weight_ih, layer.weight_hh], axis=1)  # (4H, rows)
-        parts.append((stacked * column_scale[:, None]).T.ravel())
-        parts.append((layer.bias_ih + layer.bias_hh) * column_scale)
+        bias = np.zeros(padded, dtype=np.float32)
+        bias[:4 * hidden] = (layer.bias_ih + layer.bias_hh) * column_scale
+        stacked = np.zeros((padded, layer.weight_ih.shape[1] + hidden), dtype=np.float32)
+        stacked[:4 * hidden] = np.concatenate([layer.weight_ih, layer.weight_hh], axis=1) \
+            * column_scale[:, None]
+        rows = stacked.shape[1]
+        # (padded, rows) -> (tiles, rows, TILE)
+        tiled = stacked.reshape(tiles, lstm_kernel.TILE, rows).transpose(0, 2, 1)
+        parts += [bias, tiled.ravel()]
     parts.append(model.head_weight.ravel())
     parts.append(model.head_bias.ravel())
     return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
@@ -46,7 +54,7 @@ class LSTMEngine:
         self._weights = pack_weights(model)
         self._vin = np.zeros((channels, rows), dtype=np.float32)
         self._cell = np.zeros((channels, layers * hidden), dtype=np.float32)
-        self._gates = np.zeros(4 * hidden, dtype=np.float32)
+        self._gates = np.zeros(lstm_kernel.padded_gates(hidden), dtype=np.float32)
         self.knobs = np.array([k.default for k in model.knobs], dtype=np.float32)
         # Where each layer's hidden state starts in a channel's ``vin`` row.
         self._hidden_offsets = []
