@@ -9,13 +9,19 @@ _SIGMOID_GATES = np.ones(4, dtype=np.float32) * 0.5
 _SIGMOID_GATES[2] = 1.0  # gate order i, f, g, o: only g is a tanh gate
 
 
-def pack_weights(model: LSTMModel) -> np.ndarray:
-    """Flatten ``model`` into the kernel's tiled weight layout (see :mod:`lstm_kernel`)."""
+def pack_params(model: LSTMModel) -> np.ndarray:
+    """The kernel's ``params`` array: header, then the tiled weights (see :mod:`lstm_kernel`)."""
     hidden = model.hidden_size
+    if hidden > lstm_kernel.MAX_HIDDEN or len(model.knobs) > lstm_kernel.HEADER - lstm_kernel.KNOBS:
+        raise ValueError("model too large for the engine")
     padded = lstm_kernel.padded_gates(hidden)
     tiles = padded // lstm_kernel.TILE
     column_scale = np.repeat(_SIGMOID_GATES, hidden)  # (4H,)
-    parts = []
+    header = np.zeros(lstm_kernel.HEADER, dtype=np.float32)
+    header[:7] = [model.input_scale, 1.0 if model.skip else 0.0, model.output_gain,
+                  model.input_size, hidden, model.num_layers, padded]
+    header[lstm_kernel.KNOBS:lstm_kernel.KNOBS + len(model.knobs)] = [k.default for k in model.knobs]
+    parts = [header]
     for layer in model.layers:
         bias = np.zeros(padded, dtype=np.float32)
         bias[:4 * hidden] = (layer.bias_ih + layer.bias_hh) * column_scale
@@ -26,9 +32,20 @@ def pack_weights(model: LSTMModel) -> np.ndarray:
         # (padded, rows) -> (tiles, rows, TILE)
         tiled = stacked.reshape(tiles, lstm_kernel.TILE, rows).transpose(0, 2, 1)
         parts += [bias, tiled.ravel()]
-    parts.append(model.head_weight.ravel())
-    parts.append(model.head_bias.ravel())
-    return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+    parts += [model.head_weight.ravel(), model.head_bias.ravel()]
+    flat = np.concatenate(parts).astype(np.float32)
+    params = aligned_zeros(flat.shape)
+    params[:] = flat
+    return params
+
+
+def aligned_zeros(shape, alignment=64):
+    """A float32 zero array whose data starts on an ``alignment``-byte boundary, so
+    that vector loads never straddle cache lines."""
+    count = int(np.prod(shape))
+    raw = np.zeros(count + alignment // 4, dtype=np.float32)
+    start = (-raw.ctypes.data % alignment) // 4
+    return raw[start:start + count].reshape(shape)
 
 
 class LSTMEngine:
@@ -39,7 +56,7 @@ class LSTMEngine:
     same shape. Each channel has its own LSTM state, carried from one call to the
     next until :meth:`reset`. All buffers are allocated here; ``process`` only
     calls compiled code (compiled, or loaded from Numba's disk cache, and warmed
-    in the constructor).
+    in the constructor). ``knobs`` is a writable float32 view of the knob values.
     """
 
     latency_samples = 0
@@ -50,39 +67,32 @@ class LSTMEngine:
         self.model = model
         self.channels = channels
         hidden, layers = model.hidden_size, model.num_layers
-        rows = sum((model.input_size if i == 0 else hidden) + hidden for i in range(layers))
-        self._weights = pack_weights(model)
-        self._vin = np.zeros((channels, rows), dtype=np.float32)
-        self._cell = np.zeros((channels, layers * hidden), dtype=np.float32)
-        self._gates = np.zeros(lstm_kernel.padded_gates(hidden), dtype=np.float32)
-        self.knobs = np.array([k.default for k in model.knobs], dtype=np.float32)
-        # Where each layer's hidden state starts in a channel's ``vin`` row.
+        self._params = pack_params(model)
+        self.knobs = self._params[lstm_kernel.KNOBS:lstm_kernel.KNOBS + len(model.knobs)]
+        # Where each layer's hidden state starts in a channel's state row.
         self._hidden_offsets = []
-        offset = 0
+        rows = 0
         for i in range(layers):
             n_in = model.input_size if i == 0 else hidden
-            self._hidden_offsets.append(offset + n_in)
-            offset += n_in + hidden
-        # Kernel arguments, bound once: a call then creates no objects (no *args tuple).
-        self._n_in, self._hidden, self._layers = model.input_size, hidden, layers
-        self._in_scale = np.float32(model.input_scale)
-        self._skip_gain = np.float32(1.0 if model.skip else 0.0)
-        self._out_gain = np.float32(model.output_gain)
+            self._hidden_offsets.append(rows + n_in)
+            rows += n_in + hidden
+        self._cell_offset = rows
+        self._state = aligned_zeros((channels, rows + layers * hidden))
         self._mono = self._multi = None
         self._warm_up()
 
     def reset(self):
         """Return every channel to the model's initial state (zeros unless the file has one)."""
-        self._cell[:] = 0.0
-        self._vin[:] = 0.0
+        self._state[:] = 0.0
         model, hidden = self.model, self.model.hidden_size
         if model.initial_h is None:
             return
         for i, h_off in enumerate(self._hidden_offsets):
-            self._vin[:, h_off:h_off + hidden] = model.initial_h[i]
-            self._cell[:, i * hidden:(i + 1) * hidden] = model.initial_c[i]
+            self._state[:, h_off:h_off + hidden] = model.initial_h[i]
+            cells = self._cell_offset + i * hidden
+            self._state[:, cells:cells + hidden] = model.initial_c[i]
             if i > 0:  # layer i's input is layer i-1's hidden state
-                self._vin[:, h_off - hidden:h_off] = model.initial_h[i - 1]
+                self._state[:, h_off - hidden:h_off] = model.initial_h[i - 1]
 
     def process(self, block: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Process ``block`` (float32, C-contiguous, ``(frames,)`` or ``(channels, frames)``)
@@ -91,8 +101,11 @@ class LSTMEngine:
             out = block
         try:
             ok = block.flags.c_contiguous and out.flags.c_contiguous
-            if ok:
-                self._run(block, out)  # the kernels check that the shapes match
+            if ok:  # the kernels check that the shapes match
+                if block.ndim == 1:
+                    self._mono(block, out, self._params, self._state)
+                else:
+                    self._multi(block, out, self._params, self._state)
         except (TypeError, AttributeError):
             ok = False
         if not ok:
@@ -102,31 +115,16 @@ class LSTMEngine:
                             f"{getattr(out, 'dtype', '')} {getattr(out, 'shape', '')}")
         return out
 
-    def _run(self, block, out):
-        if block.ndim == 1:
-            if self.channels != 1:
-                raise ValueError(f"engine has {self.channels} channels; pass (channels, frames)")
-            self._mono(block, out, self._weights, self._vin, self._cell, self._gates, self.knobs,
-                       self._n_in, self._hidden, self._layers, self._in_scale, self._skip_gain,
-                       self._out_gain)
-        else:
-            if block.shape[0] != self.channels:
-                raise ValueError(f"block has {block.shape[0]} channels, engine has {self.channels}")
-            self._multi(block, out, self._weights, self._vin, self._cell, self._gates, self.knobs,
-                        self._n_in, self._hidden, self._layers, self._in_scale, self._skip_gain,
-                        self._out_gain)
-
     def _warm_up(self):
         """Compile (or load from cache) both kernels, then bind their compiled entry
         points so that ``process`` skips Numba's type dispatch."""
         mono = np.zeros(8, dtype=np.float32)
         multi = np.zeros((self.channels, 8), dtype=np.float32)
-        args = (self._weights, self._vin, self._cell, self._gates, self.knobs, self._n_in,
-                self._hidden, self._layers, self._in_scale, self._skip_gain, self._out_gain)
-        lstm_kernel.process_mono(mono, mono, *args)
-        lstm_kernel.process_channels(multi, multi, *args)
-        self._mono = _entry_point(lstm_kernel.process_mono, (mono, mono, *args))
-        self._multi = _entry_point(lstm_kernel.process_channels, (multi, multi, *args))
+        lstm_kernel.process_mono(mono, mono, self._params, self._state)
+        lstm_kernel.process_channels(multi, multi, self._params, self._state)
+        self._mono = _entry_point(lstm_kernel.process_mono, (mono, mono, self._params, self._state))
+        self._multi = _entry_point(lstm_kernel.process_channels,
+                                   (multi, multi, self._params, self._state))
         self.reset()
 
 

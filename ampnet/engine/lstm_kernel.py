@@ -1,8 +1,12 @@
 """Numba kernels that run a stacked LSTM with a linear head, one sample at a time.
 
-Memory layout (all float32, built once by :class:`ampnet.engine.LSTMEngine`):
+Memory layout (all float32, built once by :class:`ampnet.engine.LSTMEngine`).
+The kernels take just four arrays, ``(x, y, params, state)``, because each array
+argument costs time to unpack on every call.
 
-``weights`` -- one flat array. The gate columns of each layer (4 * hidden, in
+``params`` -- a header of ``HEADER`` values (``in_scale, skip_gain, out_gain,
+input_size, hidden, layers, padded``, unused, then up to 8 knob values from
+``KNOBS``), followed by the weights. The gate columns of each layer (4 * hidden, in
 PyTorch order i, f, g, o) are padded with zero columns to ``padded`` (a multiple
 of ``TILE``). For each layer ``l`` with ``n_in`` inputs (``input_size`` for layer
 0, ``hidden`` above it) and ``rows = n_in + hidden``: the bias ``b_ih + b_hh``
@@ -12,13 +16,11 @@ column ``t * TILE + k``. The i, f and o columns are pre-multiplied by 0.5 so tha
 every gate is one ``tanh``: ``sigmoid(z) = 0.5 + 0.5 * tanh(z / 2)`` (scaling by
 0.5 is exact in float). The head follows: ``w_out`` ``(hidden,)``, ``b_out`` ``(1,)``.
 
-``vin`` -- per channel, ``(channels, sum_l rows_l)``: for each layer its input
-vector followed by its own hidden state, so one matrix-vector product covers
-``W_ih x + W_hh h``.
+``state`` -- ``(channels, sum_l rows_l + layers * hidden)``. Per channel: ``vin``,
+for each layer its input vector followed by its own hidden state (so one
+matrix-vector product covers ``W_ih x + W_hh h``); then the cells.
 
-``cell`` -- per channel, ``(channels, layers * hidden)``.
-
-``gates`` -- scratch, ``(padded,)``.
+Gate sums live in a stack buffer of ``4 * MAX_HIDDEN`` values.
 
 Speed notes. The matrix-vector product keeps one tile of ``TILE`` gate sums in a
 stack buffer for a whole pass over the rows: LLVM knows that buffer cannot alias
@@ -39,6 +41,10 @@ from numba.extending import intrinsic
 from ampnet.engine.activations import tanh32
 
 TILE = 64
+HEADER = 16
+KNOBS = 8  # offset of the knob values in the header
+MAX_HIDDEN = 1024
+GATE_BUFFER = 4 * MAX_HIDDEN
 _HALF = np.float32(0.5)
 _ZERO = np.float32(0.0)
 _U = numba.uint64
@@ -64,23 +70,32 @@ def padded_gates(hidden):
 
 
 @numba.njit(**_JIT)
-def _run_channel(x, y, weights, vin, cell, gates, knobs, n_in0, hidden, n_layers,
-                 in_scale, skip_gain, out_gain):
+def _run_channel(x, y, params, state):
     """Process one channel: ``x`` and ``y`` are 1-D float32 views of equal length
-    (they may be the same array); ``vin`` and ``cell`` are this channel's state."""
+    (they may be the same array); ``state`` is this channel's state row."""
     acc = numba.carray(_stack_float32(TILE), TILE)
-    padded = gates.shape[0]
+    gates = numba.carray(_stack_float32(GATE_BUFFER), GATE_BUFFER)
+    in_scale = params[0]
+    skip_gain = params[1]
+    out_gain = params[2]
+    n_in0 = int(params[3])
+    hidden = int(params[4])
+    n_layers = int(params[5])
+    padded = int(params[6])
     tiles = padded // TILE
-    head_off = 0
+    vin = state
+    rows_total = 0
+    head_off = HEADER
     for layer in range(n_layers):
         n_in = n_in0 if layer == 0 else hidden
+        rows_total += n_in + hidden
         head_off += (1 + n_in + hidden) * padded
     for n in range(x.shape[0]):
         x_raw = x[n]
         vin[0] = x_raw * in_scale
         for k in range(n_in0 - 1):
-            vin[1 + k] = knobs[k]
-        w_off = 0
+            vin[1 + k] = params[KNOBS + k]
+        w_off = HEADER
         v_off = 0
         for layer in range(n_layers):
             n_in = n_in0 if layer == 0 else hidden
@@ -88,25 +103,25 @@ def _run_channel(x, y, weights, vin, cell, gates, knobs, n_in0, hidden, n_layers
             for t in range(tiles):
                 b_off = _U(w_off + t * TILE)
                 for k in range(TILE):
-                    acc[k] = weights[b_off + _U(k)]
+                    acc[k] = params[b_off + _U(k)]
                 t_off = w_off + padded + t * rows * TILE
                 for r in range(rows):
                     a = vin[_U(v_off + r)]
                     r_off = _U(t_off + r * TILE)
                     for k in range(TILE):
-                        acc[k] += weights[r_off + _U(k)] * a
+                        acc[k] += params[r_off + _U(k)] * a
                 g_off = _U(t * TILE)
                 for k in range(TILE):
                     gates[g_off + _U(k)] = tanh32(acc[k])
             h_off = _U(v_off + n_in)
-            c_off = _U(layer * hidden)
+            c_off = _U(rows_total + layer * hidden)
             for j in range(hidden):
                 uj = _U(j)
                 i_gate = _HALF + _HALF * gates[uj]
                 f_gate = _HALF + _HALF * gates[_U(hidden) + uj]
                 o_gate = _HALF + _HALF * gates[_U(3 * hidden) + uj]
-                c_new = f_gate * cell[c_off + uj] + i_gate * gates[_U(2 * hidden) + uj]
-                cell[c_off + uj] = c_new
+                c_new = f_gate * state[c_off + uj] + i_gate * gates[_U(2 * hidden) + uj]
+                state[c_off + uj] = c_new
                 vin[h_off + uj] = o_gate * tanh32(c_new)
             v_off += rows
             if layer + 1 < n_layers:
@@ -121,35 +136,31 @@ def _run_channel(x, y, weights, vin, cell, gates, knobs, n_in0, hidden, n_layers
         s3 = _ZERO
         j = 0
         while j + 4 <= hidden:
-            s0 += weights[_U(head_off + j)] * vin[h_off + _U(j)]
-            s1 += weights[_U(head_off + j + 1)] * vin[h_off + _U(j + 1)]
-            s2 += weights[_U(head_off + j + 2)] * vin[h_off + _U(j + 2)]
-            s3 += weights[_U(head_off + j + 3)] * vin[h_off + _U(j + 3)]
+            s0 += params[_U(head_off + j)] * vin[h_off + _U(j)]
+            s1 += params[_U(head_off + j + 1)] * vin[h_off + _U(j + 1)]
+            s2 += params[_U(head_off + j + 2)] * vin[h_off + _U(j + 2)]
+            s3 += params[_U(head_off + j + 3)] * vin[h_off + _U(j + 3)]
             j += 4
         while j < hidden:
-            s0 += weights[_U(head_off + j)] * vin[h_off + _U(j)]
+            s0 += params[_U(head_off + j)] * vin[h_off + _U(j)]
             j += 1
-        head = (s0 + s1) + (s2 + s3) + weights[_U(head_off + hidden)]
+        head = (s0 + s1) + (s2 + s3) + params[_U(head_off + hidden)]
         y[n] = out_gain * (head + skip_gain * x_raw)
 
 
 @numba.njit(**_JIT)
-def process_channels(x, y, weights, vin, cell, gates, knobs, n_in0, hidden, n_layers,
-                     in_scale, skip_gain, out_gain):
+def process_channels(x, y, params, state):
     """Process ``x`` of shape ``(channels, frames)`` into ``y`` of the same shape;
-    channel ``c`` uses state row ``c`` of ``vin`` and ``cell``."""
-    if x.shape[0] != y.shape[0] or x.shape[1] != y.shape[1] or x.shape[0] > vin.shape[0]:
+    channel ``c`` uses row ``c`` of ``state``."""
+    if x.shape[0] != y.shape[0] or x.shape[1] != y.shape[1] or x.shape[0] > state.shape[0]:
         raise ValueError("input and output blocks must have the same (channels, frames) shape")
     for c in range(x.shape[0]):
-        _run_channel(x[c], y[c], weights, vin[c], cell[c], gates, knobs, n_in0, hidden,
-                     n_layers, in_scale, skip_gain, out_gain)
+        _run_channel(x[c], y[c], params, state[c])
 
 
 @numba.njit(**_JIT)
-def process_mono(x, y, weights, vin, cell, gates, knobs, n_in0, hidden, n_layers,
-                 in_scale, skip_gain, out_gain):
+def process_mono(x, y, params, state):
     """Process a 1-D block ``x`` into ``y`` with state row 0."""
     if x.shape[0] != y.shape[0]:
         raise ValueError("input and output blocks must have the same number of frames")
-    _run_channel(x, y, weights, vin[0], cell[0], gates, knobs, n_in0, hidden,
-                 n_layers, in_scale, skip_gain, out_gain)
+    _run_channel(x, y, params, state[0])
