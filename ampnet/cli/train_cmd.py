@@ -1,0 +1,155 @@
+"""``ampnet train DRY WET -o MODEL.json``: from a pair of recordings to a model file.
+
+torch is imported only when this command runs, so the rest of the CLI works
+without the ``train`` extra.
+"""
+
+import datetime
+import sys
+import time
+from pathlib import Path
+
+from ampnet.errors import AmpnetError
+
+
+def add_parser(sub):
+    p = sub.add_parser("train", help="train a model from a dry (DI) and a wet (device) recording",
+                       description="Train an LSTM capture from a dry (DI) recording and the same "
+                                   "signal recorded through the device.")
+    p.add_argument("dry", help="dry (DI) recording: WAV, FLAC or AIFF")
+    p.add_argument("wet", help="the same signal through the device")
+    p.add_argument("-o", "--output", required=True, help="model file to write (.json)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing model file")
+    data = p.add_argument_group("data")
+    data.add_argument("--val-dry", help="separate validation dry recording")
+    data.add_argument("--val-wet", help="separate validation wet recording")
+    data.add_argument("--val-fraction", type=float, default=0.15,
+                      help="share of the pair held out for validation when no --val-* (default 0.15)")
+    data.add_argument("--channel", type=int, help="channel of multichannel files (default 0)")
+    data.add_argument("--resample", action="store_true", help="resample the wet to the dry's rate")
+    data.add_argument("--latency", type=int, help="dry-to-wet latency in samples (default: measured)")
+    model = p.add_argument_group("model")
+    model.add_argument("--hidden", type=int, default=32, help="LSTM hidden size (default 32)")
+    model.add_argument("--layers", type=int, default=1, help="LSTM layers (default 1)")
+    model.add_argument("--no-skip", action="store_true",
+                       help="no input-to-output skip path (needed for NAM plugin export)")
+    run = p.add_argument_group("training")
+    run.add_argument("--minutes", type=float, default=10.0, help="time budget (default 10)")
+    run.add_argument("--epochs", type=int, default=200, help="epoch limit (default 200)")
+    run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    run.add_argument("--batch", type=int, default=32, help="parallel training streams (default 32)")
+    run.add_argument("--lr", type=float, default=5e-3, help="initial learning rate (default 5e-3)")
+    run.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
+    run.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    run.add_argument("--resume", action="store_true", help="continue from MODEL.ckpt")
+    meta = p.add_argument_group("metadata")
+    meta.add_argument("--name", help="model name (default: the output file's name)")
+    meta.add_argument("--gear", default="", help="the captured device and its settings")
+    meta.add_argument("--author", default="", help="who made the capture")
+    p.set_defaults(run=run_train)
+
+
+def run_train(args):
+    try:
+        import torch
+    except ImportError:
+        raise AmpnetError("training needs PyTorch: install the train extra "
+                          "(pip install -c constraints.txt -e '.[train]')") from None
+    from ampnet import __version__
+    from ampnet.formats import save_model
+    from ampnet.train import data as train_data
+    from ampnet.train import report
+    from ampnet.train.trainer import Trainer, TrainConfig
+
+    output = Path(args.output)
+    checkpoint = output.with_suffix(".ckpt")
+    if output.exists() and not (args.overwrite or args.resume):
+        raise AmpnetError(f"{output}: already exists; pass --overwrite to replace it")
+    if args.resume and not checkpoint.exists():
+        raise AmpnetError(f"{checkpoint}: no checkpoint to resume from; start without --resume")
+    for path in (args.dry, args.wet):
+        if Path(path).resolve() == output.resolve():
+            raise AmpnetError(f"{output}: is an input recording; choose another output file")
+    if (args.val_dry is None) != (args.val_wet is None):
+        raise AmpnetError("give both --val-dry and --val-wet, or neither")
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+    pair = train_data.load_pair(args.dry, args.wet, args.channel, args.resample, args.latency)
+    for note in pair.notes:
+        print(f"note: {note}")
+    if args.val_dry:
+        val_pair = train_data.load_pair(args.val_dry, args.val_wet, args.channel, args.resample,
+                                        args.latency)
+        if val_pair.sample_rate != pair.sample_rate:
+            raise AmpnetError(f"{args.val_dry}: validation audio is at {val_pair.sample_rate} Hz, "
+                              f"training audio at {pair.sample_rate} Hz; use one rate")
+        for note in val_pair.notes:
+            print(f"note (validation): {note}")
+        train, val = (pair.dry, pair.wet), (val_pair.dry, val_pair.wet)
+    else:
+        train, val = train_data.split_validation(pair, args.val_fraction)
+        print(f"note: last {val[0].size / pair.sample_rate:.1f} s held out for validation")
+    input_scale = train_data.input_scale_for(train[0])
+
+    config = TrainConfig(hidden=args.hidden, layers=args.layers, skip=not args.no_skip,
+                         epochs=args.epochs, minutes=args.minutes, batch=args.batch,
+                         learning_rate=args.lr, seed=args.seed, device=device, threads=args.threads)
+    trainer = Trainer(config, input_scale, checkpoint)
+    if args.resume:
+        trainer.load_checkpoint(checkpoint)
+        print(f"resuming from {checkpoint} after epoch {len(trainer.history.epochs)}")
+    print(f"training LSTM-{config.hidden} x {config.layers} layer(s), skip {'on' if config.skip else 'off'}, "
+          f"on {train[0].size / pair.sample_rate:.1f} s ({device}, {torch.get_num_threads()} threads); "
+          f"budget {config.minutes:g} min. Ctrl-C stops early and keeps the best model.")
+    started = time.monotonic()
+    try:
+        history = trainer.fit(train, val)
+    except KeyboardInterrupt:
+        trainer.net.load_state_dict(trainer.best_state)
+        history = trainer.history
+        history.stopped_because = "interrupted (Ctrl-C); resume with --resume"
+        print("\ninterrupted: keeping the best model so far", file=sys.stderr)
+        if not history.epochs:
+            raise AmpnetError("interrupted before the first epoch ended; nothing to save") from None
+    seconds = trainer.elapsed_before
+
+    val_esr = history.best_val_esr
+    word, advice = report.verdict(val_esr)
+    metadata = {
+        "name": args.name or output.stem, "gear": args.gear, "author": args.author,
+        "date": datetime.date.today().isoformat(), "ampnet_version": __version__,
+        "training_data": f"{Path(args.dry).name} / {Path(args.wet).name}: "
+                         f"{train[0].size / pair.sample_rate:.1f} s train, "
+                         f"{val[0].size / pair.sample_rate:.1f} s validation, {pair.sample_rate} Hz",
+        "validation_esr": round(val_esr, 6), "latency_samples": pair.latency_samples,
+    }
+    model = trainer.net.to_model(pair.sample_rate, metadata)
+    save_model(model, output, overwrite=True)
+
+    prediction = _predict(trainer, val[0], pair.sample_rate)
+    report_json = output.with_name(output.stem + ".report.json")
+    report_png = output.with_name(output.stem + ".report.png")
+    report.write_report_json(report_json, {
+        "model": str(output), "validation_esr": val_esr, "verdict": word,
+        "latency_samples": pair.latency_samples, "latency_confidence": pair.latency_confidence,
+        "training_seconds": round(seconds, 1), "stopped_because": history.stopped_because,
+        "best_epoch": history.best_epoch, "epochs": history.epochs, "notes": pair.notes,
+        "settings": vars(config) | {"input_scale": input_scale, "dry": args.dry, "wet": args.wet},
+    })
+    report.write_report_png(report_png, val[1], prediction,
+                            pair.sample_rate, history)
+    print(f"\nvalidation ESR {val_esr:.4f}: {word}" + (f"\n  {advice}" if advice else ""))
+    print(f"latency found: {pair.latency_samples} samples "
+          f"({1000 * pair.latency_samples / pair.sample_rate:.2f} ms)")
+    print(f"training time: {seconds / 60:.1f} min ({history.stopped_because})")
+    print(f"model: {output}\nreport: {report_json}, {report_png}")
+    print(f"play it: ampnet render {output} {args.dry} -o {output.stem}-render.wav")
+
+
+def _predict(trainer, dry, sample_rate):
+    """The trained model's output on ``dry``, from the real-time engine."""
+    import numpy as np
+
+    from ampnet.engine import LSTMEngine
+    model = trainer.net.to_model(sample_rate)
+    return LSTMEngine(model).process(np.ascontiguousarray(dry, dtype=np.float32).copy())

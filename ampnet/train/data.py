@@ -1,0 +1,172 @@
+"""Loading and checking a dry/wet training pair.
+
+Every check either fixes the data and says so (a note), or stops with an
+:class:`~ampnet.errors.AmpnetError` that says what to do. Shapes: mono float32
+arrays ``(frames,)`` at ``sample_rate`` Hz.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from ampnet.errors import AmpnetError
+from ampnet.io.audio import open_audio
+from ampnet.train.alignment import estimate_latency
+
+MAX_EXTRA_WET_SECONDS = 1.0
+SILENCE_DBFS = -60.0
+DC_THRESHOLD = 1e-3
+CLIP_LEVEL = 0.999
+MIN_SECONDS = 2.0
+
+
+@dataclass
+class Pair:
+    """An aligned, checked dry/wet pair."""
+
+    dry: np.ndarray
+    wet: np.ndarray
+    sample_rate: int
+    latency_samples: int = 0
+    latency_confidence: float | None = None
+    notes: list = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return self.dry.size / self.sample_rate
+
+
+def read_mono(path, channel=None, notes=None):
+    """Read ``path`` as float32 mono: the given 0-based ``channel``, else the first
+    (saying so for multichannel files). Returns ``(audio, sample_rate)``."""
+    with open_audio(path) as f:
+        audio = f.read(dtype="float32", always_2d=True)
+        rate = f.samplerate
+    if channel is not None:
+        if not 0 <= channel < audio.shape[1]:
+            raise AmpnetError(f"{path}: has {audio.shape[1]} channel(s); --channel {channel} "
+                              f"does not exist (channels are numbered from 0)")
+    elif audio.shape[1] > 1 and notes is not None:
+        notes.append(f"{path}: {audio.shape[1]} channels; using channel 0 (choose with --channel)")
+    return np.ascontiguousarray(audio[:, channel or 0]), rate
+
+
+def load_pair(dry_path, wet_path, channel=None, resample=False, latency=None) -> Pair:
+    """Read, check, align and clean a dry/wet pair.
+
+    ``latency`` (samples) overrides the automatic estimate; ``resample`` converts
+    the wet to the dry's sample rate instead of refusing.
+    """
+    notes = []
+    dry, rate = read_mono(dry_path, channel, notes)
+    wet, wet_rate = read_mono(wet_path, channel, notes)
+    if wet_rate != rate:
+        if not resample:
+            raise AmpnetError(f"{wet_path}: sample rate {wet_rate} Hz differs from {dry_path} "
+                              f"({rate} Hz); export both at the same rate, or pass --resample")
+        import soxr
+        wet = soxr.resample(wet, wet_rate, rate, quality="VHQ").astype(np.float32)
+        notes.append(f"{wet_path}: resampled from {wet_rate} Hz to {rate} Hz (--resample)")
+    for path, audio in ((dry_path, dry), (wet_path, wet)):
+        _check_level(path, audio, rate, notes)
+    dry = _remove_dc(dry_path, dry, notes)
+    wet = _remove_dc(wet_path, wet, notes)
+
+    extra = wet.size - dry.size
+    if extra > MAX_EXTRA_WET_SECONDS * rate:
+        raise AmpnetError(f"{wet_path}: {extra / rate:.2f} s longer than {dry_path}; these do not look "
+                          "like the same take (trim the wet to the dry's length)")
+
+    if latency is None:
+        estimate = estimate_latency(dry, wet, rate)
+        if not estimate.confident:
+            raise AmpnetError(
+                f"{wet_path}: cannot find the latency between dry and wet (confidence "
+                f"{estimate.confidence:.2f}); check that the files are the same take, or measure "
+                "it (e.g. a click recorded through the device) and pass --latency SAMPLES")
+        latency, confidence = estimate.samples, estimate.confidence
+        notes.append(f"latency: {latency} samples ({1000 * latency / rate:.2f} ms), confidence "
+                     f"{confidence:.2f}{', polarity inverted' if estimate.inverted else ''}; compensated")
+    else:
+        confidence = None
+        notes.append(f"latency: {latency} samples ({1000 * latency / rate:.2f} ms), from --latency")
+
+    # A wet recorded for as long as the dry misses the last `latency` samples; only a
+    # wet shorter than that is a problem.
+    if wet.size + abs(latency) < dry.size:
+        raise AmpnetError(f"{wet_path}: {dry.size - wet.size} samples shorter than {dry_path}; the "
+                          "wet recording must cover the whole dry signal (re-record, or trim the dry)")
+    dry, wet = _compensate(dry, wet, latency)
+    common = min(dry.size, wet.size)
+    if wet.size > common:
+        notes.append(f"{wet_path}: {wet.size - common} samples after the dry's end trimmed")
+    if dry.size > common:
+        notes.append(f"{dry_path}: last {dry.size - common} samples dropped (no aligned wet for them)")
+    dry, wet = dry[:common], wet[:common]
+    if dry.size < MIN_SECONDS * rate:
+        raise AmpnetError(f"{dry_path}: only {dry.size / rate:.1f} s of audio; record at least "
+                          f"{MIN_SECONDS:.0f} s (a few minutes is best)")
+    return Pair(np.ascontiguousarray(dry), np.ascontiguousarray(wet), rate, int(latency),
+                confidence, notes)
+
+
+def _compensate(dry, wet, latency):
+    """Pair ``wet[n + latency]`` with ``dry[n]`` (a negative latency drops dry samples)."""
+    if latency > 0:
+        return dry, wet[latency:]
+    if latency < 0:
+        return dry[-latency:], wet
+    return dry, wet
+
+
+def _check_level(path, audio, rate, notes):
+    rms = float(np.sqrt(np.mean(audio.astype(np.float64) ** 2)))
+    level = 20 * np.log10(rms + 1e-12)
+    if level < SILENCE_DBFS:
+        raise AmpnetError(f"{path}: silent or nearly so ({level:.0f} dBFS RMS); check the "
+                          "recording level and that this is the right file")
+    clipped = np.flatnonzero(np.abs(audio) >= CLIP_LEVEL)
+    if clipped.size:
+        times = ", ".join(f"{t / rate:.2f} s" for t in np.unique(clipped // (rate // 10))[:5] * (rate // 10))
+        notes.append(f"warning: {path}: {clipped.size} samples at full scale (clipping?) near "
+                     f"{times}; record with more headroom if the device did not clip itself")
+
+
+def _remove_dc(path, audio, notes):
+    offset = float(np.mean(audio, dtype=np.float64))
+    if abs(offset) > DC_THRESHOLD:
+        notes.append(f"{path}: DC offset {offset:+.4f} removed")
+        return (audio - offset).astype(np.float32)
+    return audio
+
+
+def split_validation(pair: Pair, fraction=0.15, search_fraction=0.05):
+    """Split off the last ``fraction`` of the pair for validation, cut at the quietest
+    50 ms within ``search_fraction`` of the nominal cut. Returns ``(train, val)`` pairs
+    of arrays ``((dry, wet), (dry, wet))``."""
+    n = pair.dry.size
+    nominal = int(n * (1 - fraction))
+    hop = max(1, pair.sample_rate // 20)
+    low, high = max(hop, nominal - int(n * search_fraction)), min(n - hop, nominal + int(n * search_fraction))
+    cut = nominal
+    if high > low + hop:
+        starts = np.arange(low, high - hop, hop)
+        energy = np.array([np.mean(pair.dry[s:s + hop] ** 2) for s in starts])
+        cut = int(starts[np.argmin(energy)] + hop // 2)
+    return (pair.dry[:cut], pair.wet[:cut]), (pair.dry[cut:], pair.wet[cut:])
+
+
+def describe(path) -> str:
+    """A short description of an audio file for reports."""
+    info = sf.info(str(path))
+    return f"{Path(path).name}: {info.duration:.1f} s, {info.samplerate} Hz, {info.subtype}"
+
+
+def input_scale_for(dry, target=0.5):
+    """Gain that brings the dry's 99.9th-percentile level to ``target``, so the network
+    sees the same range whatever the recording level (rounded to 3 significant digits)."""
+    level = float(np.percentile(np.abs(dry), 99.9))
+    scale = target / max(level, 1e-6)
+    return float(f"{scale:.3g}")

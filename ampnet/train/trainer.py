@@ -1,0 +1,211 @@
+"""The training loop: truncated backpropagation through time over parallel streams.
+
+The training audio is cut into ``batch`` equally long streams that are walked
+in step, ``update_samples`` at a time, with the LSTM state carried from one
+chunk to the next (detached, so gradients stop at chunk boundaries). Each epoch
+starts with ``warmup_samples`` run without gradient so the state is settled
+before the first update. Every sample is used once per epoch and no
+computation is spent re-warming short segments.
+
+Adam, learning rate decayed by ``lr_decay`` each epoch, gradient-norm clipping;
+a non-finite loss rolls back to the last good weights with half the learning
+rate. The whole validation audio is scored (ESR) after each epoch; the best
+weights are kept; training stops at ``epochs``, at ``minutes``, or after
+``patience`` epochs without improvement. A checkpoint is written atomically
+after every epoch so Ctrl-C or a crash loses at most one epoch.
+"""
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ampnet.errors import AmpnetError
+from ampnet.io.files import atomic_output
+from ampnet.train.losses import esr, esr_dc_loss
+from ampnet.train.network import AmpLSTM
+
+
+@dataclass
+class TrainConfig:
+    hidden: int = 32
+    layers: int = 1
+    skip: bool = True
+    epochs: int = 200
+    minutes: float = 10.0
+    batch: int = 32
+    update_samples: int = 1024
+    warmup_samples: int = 2048
+    learning_rate: float = 5e-3
+    lr_decay: float = 0.8
+    patience: int = 10
+    grad_clip: float = 1.0
+    seed: int = 0
+    device: str = "cpu"
+    threads: int = 0  # 0: all cores
+
+
+@dataclass
+class History:
+    epochs: list = field(default_factory=list)  # dicts: epoch, seconds, train_loss, val_esr, lr
+    best_val_esr: float = math.inf
+    best_epoch: int = 0
+    stopped_because: str = ""
+
+
+def choose_threads(config):
+    """torch threads: the configured count, else one per core."""
+    return config.threads or os.cpu_count() or 1
+
+
+class Trainer:
+    """Fits an :class:`AmpLSTM` to ``(dry, wet)`` arrays; see the module docstring."""
+
+    def __init__(self, config: TrainConfig, input_scale: float, checkpoint_path=None):
+        self.config = config
+        self.checkpoint_path = checkpoint_path
+        torch.manual_seed(config.seed)
+        torch.set_num_threads(choose_threads(config))
+        self.device = torch.device(config.device)
+        self.net = AmpLSTM(config.hidden, config.layers, config.skip, input_scale).to(self.device)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.learning_rate)
+        self.history = History()
+        self.best_state = {k: v.clone() for k, v in self.net.state_dict().items()}
+        self.rng = np.random.default_rng(config.seed)
+        self.elapsed_before = 0.0  # seconds trained in earlier (resumed) runs
+
+    def fit(self, train, val, show_progress=None):
+        """Train on ``train = (dry, wet)``, validate on ``val``; returns the History."""
+        config = self.config
+        x, y = self._streams(*train)
+        x_val = torch.from_numpy(val[0])[None, :, None].to(self.device)
+        y_val = torch.from_numpy(val[1])[None, :, None].to(self.device)
+        start = time.monotonic() - self.elapsed_before
+        budget = config.minutes * 60
+        chunks = (x.shape[1] - config.warmup_samples) // config.update_samples
+        first_epoch = len(self.history.epochs) + 1
+        for epoch in range(first_epoch, config.epochs + 1):
+            bar = tqdm(total=chunks, desc=f"epoch {epoch}", unit="update", leave=False,
+                       disable=None if show_progress is None else not show_progress)
+            train_loss = self._epoch(x, y, chunks, bar, start, budget)
+            bar.close()
+            val_esr = self.validate(x_val, y_val)
+            elapsed = time.monotonic() - start
+            lr = self.optimizer.param_groups[0]["lr"]
+            self.history.epochs.append({"epoch": epoch, "seconds": round(elapsed, 2),
+                                        "train_loss": train_loss, "val_esr": val_esr, "lr": lr})
+            if val_esr < self.history.best_val_esr:
+                self.history.best_val_esr, self.history.best_epoch = val_esr, epoch
+                self.best_state = {k: v.clone() for k, v in self.net.state_dict().items()}
+            self._log(f"epoch {epoch}: train loss {train_loss:.4f}, validation ESR {val_esr:.4f} "
+                      f"(best {self.history.best_val_esr:.4f}), {elapsed:.0f} s of {budget:.0f} s")
+            for group in self.optimizer.param_groups:
+                group["lr"] *= config.lr_decay
+            self.elapsed_before = elapsed
+            self.save_checkpoint()
+            if elapsed >= budget:
+                self.history.stopped_because = f"time budget of {config.minutes:g} min reached"
+                break
+            if epoch - self.history.best_epoch >= config.patience:
+                self.history.stopped_because = f"no improvement for {config.patience} epochs"
+                break
+        else:
+            self.history.stopped_because = f"{config.epochs} epochs done"
+        self.net.load_state_dict(self.best_state)
+        return self.history
+
+    def _streams(self, dry, wet):
+        """``(batch, length, 1)`` tensors: the audio cut into ``batch`` parallel streams."""
+        config = self.config
+        length = dry.size // config.batch
+        if length < config.warmup_samples + config.update_samples:
+            raise AmpnetError(f"{dry.size} samples of training audio are too few for "
+                              f"--batch {config.batch}; record more or lower --batch")
+        shape = (config.batch, length, 1)
+        x = torch.from_numpy(dry[:config.batch * length].reshape(shape).copy())
+        y = torch.from_numpy(wet[:config.batch * length].reshape(shape).copy())
+        return x.to(self.device), y.to(self.device)
+
+    def _epoch(self, x, y, chunks, bar, start, budget):
+        """One pass over every stream; returns the mean training loss."""
+        config = self.config
+        self.net.train()
+        # A different chunk phase each epoch, so no sample is always at a boundary.
+        offset = int(self.rng.integers(0, config.update_samples))
+        with torch.no_grad():
+            _, state = self.net(x[:, offset:offset + config.warmup_samples])
+        losses = []
+        position = offset + config.warmup_samples
+        for _ in range(chunks):
+            if position + config.update_samples > x.shape[1]:
+                break
+            window = slice(position, position + config.update_samples)
+            prediction, state = self.net(x[:, window], state)
+            loss = esr_dc_loss(y[:, window], prediction)
+            if not torch.isfinite(loss):
+                self._recover_from_nan()
+                state = None
+                position += config.update_samples
+                continue
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(self.net.parameters(), config.grad_clip)
+            self.optimizer.step()
+            state = tuple(s.detach() for s in state)
+            losses.append(loss.item())
+            position += config.update_samples
+            left = budget - (time.monotonic() - start)
+            bar.set_postfix(loss=f"{losses[-1]:.4f}", best_val=f"{self.history.best_val_esr:.4f}",
+                            left=f"{max(0, left) / 60:.1f} min", refresh=False)
+            bar.update()
+            if left <= 0:
+                break
+        return float(np.mean(losses)) if losses else math.nan
+
+    def _recover_from_nan(self):
+        """Roll back to the best weights and halve the learning rate."""
+        self.net.load_state_dict(self.best_state)
+        for group in self.optimizer.param_groups:
+            group["lr"] *= 0.5
+        if self.optimizer.param_groups[0]["lr"] < 1e-7:
+            raise AmpnetError("training diverged repeatedly (non-finite loss); check the recordings "
+                              "for clipping or noise bursts, or lower --lr")
+        self._log("non-finite loss: rolled back to the last good weights, learning rate halved")
+
+    @torch.no_grad()
+    def validate(self, x_val, y_val, chunk=1 << 16):
+        """ESR over the whole validation audio, state carried across chunks."""
+        self.net.eval()
+        state, outputs = None, []
+        for s in range(0, x_val.shape[1], chunk):
+            out, state = self.net(x_val[:, s:s + chunk], state)
+            outputs.append(out)
+        return float(esr(y_val, torch.cat(outputs, dim=1)))
+
+    def save_checkpoint(self):
+        if not self.checkpoint_path:
+            return
+        payload = {"config": asdict(self.config), "history": asdict(self.history),
+                   "net": self.net.state_dict(), "best": self.best_state,
+                   "optimizer": self.optimizer.state_dict(), "input_scale": self.net.input_scale,
+                   "rng": self.rng.bit_generator.state, "elapsed": self.elapsed_before,
+                   "torch_rng": torch.get_rng_state()}
+        with atomic_output(self.checkpoint_path) as tmp:
+            torch.save(payload, tmp)
+
+    def load_checkpoint(self, path):
+        payload = torch.load(path, map_location=self.device, weights_only=False)
+        self.net.load_state_dict(payload["net"])
+        self.best_state = payload["best"]
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.history = History(**payload["history"])
+        self.rng.bit_generator.state = payload["rng"]
+        self.elapsed_before = payload["elapsed"]
+        torch.set_rng_state(payload["torch_rng"])
+
+    def _log(self, message):
+        tqdm.write(message)
