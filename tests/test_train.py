@@ -1,0 +1,193 @@
+"""Training: data checks, alignment, the learning pipeline, checkpoints and the report.
+
+Small synthetic pairs (seconds of guitar-like audio through a known nonlinearity)
+keep this fast; they prove the pipeline learns, not how well.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+torch = pytest.importorskip("torch")
+signal = pytest.importorskip("scipy.signal")
+
+from ampnet.cli import main  # noqa: E402
+from ampnet.errors import AmpnetError  # noqa: E402
+from ampnet.formats import load_model  # noqa: E402
+from ampnet.train.alignment import estimate_latency  # noqa: E402
+from ampnet.train.data import load_pair, split_validation  # noqa: E402
+from ampnet.train.network import AmpLSTM  # noqa: E402
+from tests.signals import guitar_like  # noqa: E402
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+RATE = 48000
+
+
+def device(x):
+    """A known nonlinearity with memory: one-pole low-pass into tanh drive."""
+    return (0.5 * np.tanh(4 * signal.lfilter([0.3], [1, -0.7], x))).astype(np.float32)
+
+
+def delay(x, samples):
+    return np.concatenate([np.zeros(samples, np.float32), x])[:x.size]
+
+
+def write_pair(tmp_path, dry, wet, rate=RATE, names=("dry.wav", "wet.wav")):
+    paths = [tmp_path / n for n in names]
+    sf.write(paths[0], dry, rate, subtype="FLOAT")
+    sf.write(paths[1], wet, rate, subtype="FLOAT")
+    return paths
+
+
+@pytest.mark.parametrize("shift", [0, 1, 37, 480, 4410])
+@pytest.mark.parametrize("polarity", [1, -1])
+def test_latency_of_synthetic_pairs(shift, polarity):
+    dry = guitar_like(12.0, seed=2)
+    wet = polarity * delay(dry * 0.8, shift)  # a pure delay: the onset is the delay
+    estimate = estimate_latency(dry, wet, RATE)
+    assert estimate.samples == shift
+    assert estimate.inverted == (polarity < 0)
+    assert estimate.confident
+
+
+@pytest.mark.parametrize("shift", [1, 37, 480, 4410])
+def test_latency_through_a_nonlinear_device_moves_with_the_shift(shift):
+    dry = guitar_like(12.0, seed=4)
+    wet = device(dry)
+    base = estimate_latency(dry, wet, RATE).samples
+    for polarity in (1, -1):
+        assert estimate_latency(dry, polarity * delay(wet, shift), RATE).samples == base + shift
+
+
+def _real_pairs():
+    folder = SHARED / "pairs" / "egfx-boss-bd2"
+    if not folder.exists():
+        return []
+    return sorted((folder / "input").glob("*.wav"))[:2]
+
+
+@pytest.mark.parametrize("dry_path", _real_pairs(), ids=lambda p: p.name)
+def test_latency_of_real_pairs_with_a_known_offset(dry_path):
+    """These targets lag their inputs by 4410 samples with the first 4410 cut:
+    target[n] pairs with input[n + 4410], i.e. the wet leads by 4410."""
+    dry, rate = sf.read(dry_path, dtype="float32")
+    wet, _ = sf.read(dry_path.parent.parent / "target" / dry_path.name, dtype="float32")
+    estimate = estimate_latency(dry, wet, rate)
+    assert abs(estimate.samples + 4410) <= 2 and estimate.confident
+    for shift in (37, 480):
+        shifted = estimate_latency(dry, -delay(wet, shift), rate)
+        assert shifted.samples == estimate.samples + shift
+
+
+def test_load_pair_compensates_latency_and_removes_dc(tmp_path):
+    dry = guitar_like(6.0, seed=1)
+    wet = delay(device(dry), 480) + 0.01
+    pair = load_pair(*write_pair(tmp_path, dry, wet))
+    assert pair.latency_samples == 480
+    assert abs(float(np.mean(pair.wet))) < 1e-3
+    assert any("DC offset" in n for n in pair.notes)
+    np.testing.assert_allclose(pair.wet[:1000], device(dry)[:1000] + 0.01 - np.mean(wet), atol=1e-5)
+
+
+@pytest.mark.parametrize("problem,message", [
+    ("rate", "sample rate"), ("short", "shorter"), ("long", "longer"), ("silent", "silent"),
+    ("unrelated", "latency"),
+])
+def test_bad_pairs_are_refused_with_a_way_forward(tmp_path, problem, message):
+    dry = guitar_like(6.0, seed=1)
+    wet, rate = device(dry), RATE
+    if problem == "short":
+        wet = wet[:-RATE]
+    elif problem == "long":
+        wet = np.concatenate([wet, np.zeros(2 * RATE, np.float32)])
+    elif problem == "silent":
+        wet = wet * 1e-5
+    elif problem == "unrelated":
+        wet = np.random.default_rng(0).standard_normal(dry.size).astype(np.float32) * 0.1
+    paths = write_pair(tmp_path, dry, wet)
+    if problem == "rate":
+        sf.write(paths[1], wet, 44100, subtype="FLOAT")
+    with pytest.raises(AmpnetError, match=message):
+        load_pair(*paths)
+
+
+def test_stereo_uses_first_channel_and_says_so(tmp_path):
+    dry = guitar_like(6.0, seed=1)
+    paths = write_pair(tmp_path, np.stack([dry, dry * 0], 1), np.stack([device(dry), dry], 1))
+    pair = load_pair(*paths)
+    assert any("using channel 0" in n for n in pair.notes)
+    assert pair.latency_samples == 0
+
+
+def test_validation_split_cuts_at_a_quiet_point():
+    from ampnet.train.data import Pair
+    dry = guitar_like(20.0, seed=1)
+    quiet = int(0.86 * dry.size)
+    dry[quiet - 2400:quiet + 2400] = 0.0
+    (train_dry, _), (val_dry, _) = split_validation(Pair(dry, dry, RATE))
+    assert abs(train_dry.size - quiet) < 2400
+    assert train_dry.size + val_dry.size == dry.size
+
+
+def test_output_layer_is_linear_and_cannot_squash():
+    net = AmpLSTM(8, 1, skip=False)
+    assert isinstance(net.head, torch.nn.Linear)
+    assert not any(isinstance(m, (torch.nn.Sigmoid, torch.nn.Tanh, torch.nn.Softmax))
+                   for m in net.modules())
+    with torch.no_grad():
+        net.head.bias.fill_(3.0)
+    out, _ = net(torch.zeros(1, 10, 1))
+    assert float(out.detach().max()) > 2.5  # audio beyond full scale passes unsquashed
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One short CLI training run shared by the pipeline tests."""
+    tmp = tmp_path_factory.mktemp("train")
+    dry = guitar_like(24.0, seed=7)
+    dry_path, wet_path = write_pair(tmp, dry, delay(device(dry), 37))
+    out = tmp / "model.json"
+    code = main(["train", str(dry_path), str(wet_path), "-o", str(out), "--hidden", "8",
+                 "--epochs", "4", "--minutes", "2", "--batch", "8", "--threads", "1"])
+    return tmp, out, dry, code
+
+
+def test_training_learns_far_beyond_trivial_predictors(trained):
+    tmp, out, dry, code = trained
+    assert code == 0
+    report = json.loads((tmp / "model.report.json").read_text())
+    val = dry[-int(0.15 * dry.size):]
+    target = device(val)
+    trivial = min(np.sum((target - val) ** 2), np.sum(target ** 2)) / np.sum(target ** 2)
+    assert report["validation_esr"] < 0.25 * trivial
+    assert report["latency_samples"] == 37
+
+
+def test_model_file_report_and_checkpoint_are_written(trained):
+    tmp, out, dry, _ = trained
+    model = load_model(out)
+    assert model.skip and model.metadata["latency_samples"] == 37
+    assert model.metadata["validation_esr"] > 0
+    assert (tmp / "model.report.png").stat().st_size > 10_000
+    assert (tmp / "model.ckpt").exists()
+    assert main(["render", str(out), str(tmp / "dry.wav"), "-o", str(tmp / "render.wav")]) == 0
+
+
+def test_resume_continues_from_the_checkpoint(trained, capsys):
+    tmp, out, _, _ = trained
+    before = json.loads((tmp / "model.report.json").read_text())
+    code = main(["train", str(tmp / "dry.wav"), str(tmp / "wet.wav"), "-o", str(out), "--hidden", "8",
+                 "--epochs", "5", "--minutes", "2", "--batch", "8", "--threads", "1", "--resume"])
+    assert code == 0
+    assert "resuming" in capsys.readouterr().out
+    after = json.loads((tmp / "model.report.json").read_text())
+    assert [e["epoch"] for e in after["epochs"]] == list(range(1, len(before["epochs"]) + 2))
+
+
+def test_refuses_to_replace_a_model_without_overwrite(trained, capsys):
+    tmp, out, _, _ = trained
+    assert main(["train", str(tmp / "dry.wav"), str(tmp / "wet.wav"), "-o", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
