@@ -7,9 +7,10 @@ starts with ``warmup_samples`` run without gradient so the state is settled
 before the first update. Every sample is used once per epoch and no
 computation is spent re-warming short segments.
 
-Adam, learning rate decayed by ``lr_decay`` each epoch, gradient-norm clipping;
-a non-finite loss rolls back to the last good weights with half the learning
-rate. The whole validation audio is scored (ESR) after each epoch; the best
+Adam with the learning rate annealed along a half cosine over the time budget
+(``minutes``: a 3-minute run and a 10-minute run each end with a small rate),
+gradient-norm clipping; a non-finite loss rolls back to the last good weights
+with half the learning rate. The whole validation audio is scored (ESR) after each epoch; the best
 weights are kept; training stops at ``epochs``, at ``minutes``, or after
 ``patience`` epochs without improvement. A checkpoint is written atomically
 after every epoch so Ctrl-C or a crash loses at most one epoch.
@@ -37,11 +38,11 @@ class TrainConfig:
     skip: bool = True
     epochs: int = 200
     minutes: float = 10.0
-    batch: int = 32
-    update_samples: int = 1024
+    batch: int = 16
+    update_samples: int = 256
     warmup_samples: int = 2048
-    learning_rate: float = 5e-3
-    lr_decay: float = 0.8
+    learning_rate: float = 1e-2
+    final_lr_fraction: float = 0.02
     patience: int = 10
     grad_clip: float = 1.0
     seed: int = 0
@@ -77,6 +78,7 @@ class Trainer:
         self.best_state = {k: v.clone() for k, v in self.net.state_dict().items()}
         self.rng = np.random.default_rng(config.seed)
         self.elapsed_before = 0.0  # seconds trained in earlier (resumed) runs
+        self.lr_scale = 1.0  # halved after each non-finite loss
 
     def fit(self, train, val, show_progress=None):
         """Train on ``train = (dry, wet)``, validate on ``val``; returns the History."""
@@ -103,8 +105,6 @@ class Trainer:
                 self.best_state = {k: v.clone() for k, v in self.net.state_dict().items()}
             self._log(f"epoch {epoch}: train loss {train_loss:.4f}, validation ESR {val_esr:.4f} "
                       f"(best {self.history.best_val_esr:.4f}), {elapsed:.0f} s of {budget:.0f} s")
-            for group in self.optimizer.param_groups:
-                group["lr"] *= config.lr_decay
             self.elapsed_before = elapsed
             self.save_checkpoint()
             if elapsed >= budget:
@@ -143,6 +143,7 @@ class Trainer:
         for _ in range(chunks):
             if position + config.update_samples > x.shape[1]:
                 break
+            self._set_learning_rate((time.monotonic() - start) / budget)
             window = slice(position, position + config.update_samples)
             prediction, state = self.net(x[:, window], state)
             loss = esr_dc_loss(y[:, window], prediction)
@@ -166,12 +167,19 @@ class Trainer:
                 break
         return float(np.mean(losses)) if losses else math.nan
 
+    def _set_learning_rate(self, progress):
+        """Half-cosine from the initial rate to ``final_lr_fraction`` of it at ``progress`` 1."""
+        config = self.config
+        floor = config.final_lr_fraction
+        shape = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        for group in self.optimizer.param_groups:
+            group["lr"] = config.learning_rate * self.lr_scale * shape
+
     def _recover_from_nan(self):
         """Roll back to the best weights and halve the learning rate."""
         self.net.load_state_dict(self.best_state)
-        for group in self.optimizer.param_groups:
-            group["lr"] *= 0.5
-        if self.optimizer.param_groups[0]["lr"] < 1e-7:
+        self.lr_scale *= 0.5
+        if self.lr_scale < 1e-4:
             raise AmpnetError("training diverged repeatedly (non-finite loss); check the recordings "
                               "for clipping or noise bursts, or lower --lr")
         self._log("non-finite loss: rolled back to the last good weights, learning rate halved")
@@ -193,6 +201,7 @@ class Trainer:
                    "net": self.net.state_dict(), "best": self.best_state,
                    "optimizer": self.optimizer.state_dict(), "input_scale": self.net.input_scale,
                    "rng": self.rng.bit_generator.state, "elapsed": self.elapsed_before,
+                   "lr_scale": self.lr_scale,
                    "torch_rng": torch.get_rng_state()}
         with atomic_output(self.checkpoint_path) as tmp:
             torch.save(payload, tmp)
@@ -205,6 +214,7 @@ class Trainer:
         self.history = History(**payload["history"])
         self.rng.bit_generator.state = payload["rng"]
         self.elapsed_before = payload["elapsed"]
+        self.lr_scale = payload["lr_scale"]
         torch.set_rng_state(payload["torch_rng"])
 
     def _log(self, message):
