@@ -78,8 +78,10 @@ def run_train(args):
     for note in pair.notes:
         print(f"note: {note}")
     if args.val_dry:
+        # Same rig, same latency: a separate estimate could differ by a sample,
+        # which alone costs a bright model several hundredths of ESR.
         val_pair = train_data.load_pair(args.val_dry, args.val_wet, args.channel, args.resample,
-                                        args.latency)
+                                        pair.latency_samples)
         if val_pair.sample_rate != pair.sample_rate:
             raise AmpnetError(f"{args.val_dry}: validation audio is at {val_pair.sample_rate} Hz, "
                               f"training audio at {pair.sample_rate} Hz; use one rate")

@@ -91,7 +91,7 @@ def load_pair(dry_path, wet_path, channel=None, resample=False, latency=None) ->
                      f"{confidence:.2f}{', polarity inverted' if estimate.inverted else ''}; compensated")
     else:
         confidence = None
-        notes.append(f"latency: {latency} samples ({1000 * latency / rate:.2f} ms), from --latency")
+        notes.append(f"latency: {latency} samples ({1000 * latency / rate:.2f} ms), as given")
 
     # A wet recorded for as long as the dry misses the last `latency` samples; only a
     # wet shorter than that is a problem.
