@@ -191,3 +191,72 @@ def test_refuses_to_replace_a_model_without_overwrite(trained, capsys):
     tmp, out, _, _ = trained
     assert main(["train", str(tmp / "dry.wav"), str(tmp / "wet.wav"), "-o", str(out)]) == 2
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_esr_dc_loss_matches_the_formula():
+    from ampnet.train.losses import esr_dc_loss
+    rng = np.random.default_rng(0)
+    y, p = rng.standard_normal((2, 3, 500, 1))
+    hy = np.concatenate([y[:, :1], y[:, 1:] - 0.85 * y[:, :-1]], axis=1)
+    hp = np.concatenate([p[:, :1], p[:, 1:] - 0.85 * p[:, :-1]], axis=1)
+    esr_value = np.sum((hy - hp) ** 2) / np.sum(hy ** 2)
+    dc = np.mean(np.mean(y - p, axis=1) ** 2) / np.mean(y ** 2)
+    got = float(esr_dc_loss(torch.from_numpy(y), torch.from_numpy(p)))
+    assert got == pytest.approx(0.75 * esr_value + 0.25 * dc, rel=1e-9)
+
+
+def _tiny_trainer(**overrides):
+    from ampnet.train.trainer import Trainer, TrainConfig
+    config = TrainConfig(hidden=4, batch=4, epochs=1, minutes=1, threads=1, **overrides)
+    return Trainer(config, input_scale=1.0)
+
+
+def _tiny_data():
+    dry = guitar_like(3.0, seed=9)
+    return (dry[:120000], device(dry)[:120000]), (dry[120000:], device(dry)[120000:])
+
+
+def test_same_seed_same_model():
+    train, val = _tiny_data()
+    states = []
+    for _ in range(2):
+        trainer = _tiny_trainer(seed=3)
+        trainer.fit(train, val, show_progress=False)
+        states.append(trainer.net.state_dict())
+    for key in states[0]:
+        assert torch.equal(states[0][key], states[1][key])
+
+
+def test_non_finite_loss_rolls_back_and_halves_the_rate(monkeypatch):
+    from ampnet.train import trainer as trainer_module
+    real_loss = trainer_module.esr_dc_loss
+    calls = []
+
+    def sometimes_nan(target, prediction):
+        calls.append(1)
+        loss = real_loss(target, prediction)
+        return loss * float("nan") if len(calls) == 5 else loss
+
+    monkeypatch.setattr(trainer_module, "esr_dc_loss", sometimes_nan)
+    train, val = _tiny_data()
+    trainer = _tiny_trainer()
+    history = trainer.fit(train, val, show_progress=False)
+    assert trainer.lr_scale == 0.5
+    assert np.isfinite(history.best_val_esr)
+    assert all(torch.isfinite(p).all() for p in trainer.net.parameters())
+
+
+def test_optional_stft_term_trains():
+    train, val = _tiny_data()
+    trainer = _tiny_trainer(stft_weight=0.5)
+    history = trainer.fit(train, val, show_progress=False)
+    assert np.isfinite(history.best_val_esr) and history.epochs[0]["train_loss"] > 0
+
+
+def test_clipping_is_reported_with_times(tmp_path):
+    dry = guitar_like(6.0, seed=1)
+    wet = device(dry)
+    wet[3 * RATE:3 * RATE + 50] = 1.0
+    pair = load_pair(*write_pair(tmp_path, dry, wet))
+    warning = next(n for n in pair.notes if "full scale" in n)
+    assert "3.00 s" in warning and "wet.wav" in warning

@@ -39,6 +39,8 @@ def add_parser(sub):
     run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     run.add_argument("--batch", type=int, default=16, help="parallel training streams (default 16)")
     run.add_argument("--lr", type=float, default=1e-2, help="initial learning rate (default 1e-2)")
+    run.add_argument("--stft-weight", type=float, default=0.0,
+                     help="add a multi-resolution STFT loss term with this weight (default 0: off)")
     run.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
     run.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     run.add_argument("--resume", action="store_true", help="continue from MODEL.ckpt")
@@ -95,7 +97,8 @@ def run_train(args):
 
     config = TrainConfig(hidden=args.hidden, layers=args.layers, skip=not args.no_skip,
                          epochs=args.epochs, minutes=args.minutes, batch=args.batch,
-                         learning_rate=args.lr, seed=args.seed, device=device, threads=args.threads)
+                         learning_rate=args.lr, seed=args.seed, device=device, threads=args.threads,
+                         stft_weight=args.stft_weight)
     trainer = Trainer(config, input_scale, checkpoint)
     if args.resume:
         trainer.load_checkpoint(checkpoint)

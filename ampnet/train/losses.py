@@ -3,6 +3,10 @@
 ESR with pre-emphasis and DC term, after Wright, Damskägg and Välimäki,
 "Real-Time Guitar Amplifier Emulation with Deep Learning", Applied Sciences 10(3), 2020:
 ``loss = 0.75 * ESR(H(y), H(ŷ)) + 0.25 * DC(y, ŷ)`` with ``H(z) = 1 - 0.85 z^-1``.
+
+An optional multi-resolution STFT term (spectral convergence + log magnitude,
+Yamamoto et al., "Parallel WaveGAN", ICASSP 2020) comes from auraloss, with
+window sizes short enough for the trainer's update chunks (64..256 samples).
 """
 
 import torch
@@ -29,3 +33,18 @@ def esr_dc_loss(target, prediction, coefficient=0.85):
     """The published recipe: 0.75 ESR on pre-emphasised signals + 0.25 DC."""
     return (0.75 * esr(pre_emphasis(target, coefficient), pre_emphasis(prediction, coefficient))
             + 0.25 * dc_loss(target, prediction))
+
+
+class MultiResolutionSTFT(torch.nn.Module):
+    """auraloss's multi-resolution STFT loss on ``(batch, frames, 1)`` tensors."""
+
+    def __init__(self, fft_sizes=(256, 128, 64)):
+        super().__init__()
+        from auraloss.freq import MultiResolutionSTFTLoss
+
+        self.loss = MultiResolutionSTFTLoss(fft_sizes=list(fft_sizes),
+                                            hop_sizes=[n // 4 for n in fft_sizes],
+                                            win_lengths=list(fft_sizes))
+
+    def forward(self, target, prediction):
+        return self.loss(prediction.transpose(1, 2), target.transpose(1, 2))

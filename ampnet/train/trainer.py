@@ -7,8 +7,11 @@ starts with ``warmup_samples`` run without gradient so the state is settled
 before the first update. Every sample is used once per epoch and no
 computation is spent re-warming short segments.
 
+The loss is ESR with pre-emphasis plus DC (:func:`esr_dc_loss`), plus
+``stft_weight`` times a multi-resolution STFT loss when asked for.
 Adam with the learning rate annealed along a half cosine over the time budget
-(``minutes``: a 3-minute run and a 10-minute run each end with a small rate),
+(``minutes``: a 3-minute run and a 10-minute run each end with a small rate) or
+over ``epochs``, whichever runs out first,
 gradient-norm clipping; a non-finite loss rolls back to the last good weights
 with half the learning rate. The whole validation audio is scored (ESR) after each epoch; the best
 weights are kept; training stops at ``epochs``, at ``minutes``, or after
@@ -27,7 +30,7 @@ from tqdm import tqdm
 
 from ampnet.errors import AmpnetError
 from ampnet.io.files import atomic_output
-from ampnet.train.losses import esr, esr_dc_loss
+from ampnet.train.losses import MultiResolutionSTFT, esr, esr_dc_loss
 from ampnet.train.network import AmpLSTM
 
 
@@ -43,6 +46,7 @@ class TrainConfig:
     warmup_samples: int = 2048
     learning_rate: float = 1e-2
     final_lr_fraction: float = 0.02
+    stft_weight: float = 0.0  # weight of the optional multi-resolution STFT loss term
     patience: int = 10
     grad_clip: float = 1.0
     seed: int = 0
@@ -74,11 +78,13 @@ class Trainer:
         self.device = torch.device(config.device)
         self.net = AmpLSTM(config.hidden, config.layers, config.skip, input_scale).to(self.device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.learning_rate)
+        self.stft_loss = MultiResolutionSTFT().to(self.device) if config.stft_weight > 0 else None
         self.history = History()
         self.best_state = {k: v.clone() for k, v in self.net.state_dict().items()}
         self.rng = np.random.default_rng(config.seed)
         self.elapsed_before = 0.0  # seconds trained in earlier (resumed) runs
         self.lr_scale = 1.0  # halved after each non-finite loss
+        self.updates_done = 0
 
     def fit(self, train, val, show_progress=None):
         """Train on ``train = (dry, wet)``, validate on ``val``; returns the History."""
@@ -143,10 +149,16 @@ class Trainer:
         for _ in range(chunks):
             if position + config.update_samples > x.shape[1]:
                 break
-            self._set_learning_rate((time.monotonic() - start) / budget)
+            # Annealed over whichever runs out first: the time budget or the epochs.
+            # (A run that ends by its epochs is then repeatable with the same seed.)
+            self.updates_done += 1
+            self._set_learning_rate(max((time.monotonic() - start) / budget,
+                                        self.updates_done / (config.epochs * chunks)))
             window = slice(position, position + config.update_samples)
             prediction, state = self.net(x[:, window], state)
             loss = esr_dc_loss(y[:, window], prediction)
+            if self.stft_loss is not None:
+                loss = loss + config.stft_weight * self.stft_loss(y[:, window], prediction)
             if not torch.isfinite(loss):
                 self._recover_from_nan()
                 state = None
@@ -201,7 +213,7 @@ class Trainer:
                    "net": self.net.state_dict(), "best": self.best_state,
                    "optimizer": self.optimizer.state_dict(), "input_scale": self.net.input_scale,
                    "rng": self.rng.bit_generator.state, "elapsed": self.elapsed_before,
-                   "lr_scale": self.lr_scale,
+                   "lr_scale": self.lr_scale, "updates_done": self.updates_done,
                    "torch_rng": torch.get_rng_state()}
         with atomic_output(self.checkpoint_path) as tmp:
             torch.save(payload, tmp)
@@ -215,6 +227,7 @@ class Trainer:
         self.rng.bit_generator.state = payload["rng"]
         self.elapsed_before = payload["elapsed"]
         self.lr_scale = payload["lr_scale"]
+        self.updates_done = payload["updates_done"]
         torch.set_rng_state(payload["torch_rng"])
 
     def _log(self, message):
