@@ -171,6 +171,7 @@ def test_model_file_report_and_checkpoint_are_written(trained):
     model = load_model(out)
     assert model.skip and model.metadata["latency_samples"] == 37
     assert model.metadata["validation_esr"] > 0
+    assert -40 < model.metadata["loudness_dbfs"] < 0
     assert (tmp / "model.report.png").stat().st_size > 10_000
     assert (tmp / "model.ckpt").exists()
     assert main(["render", str(out), str(tmp / "dry.wav"), "-o", str(tmp / "render.wav")]) == 0
@@ -260,3 +261,51 @@ def test_clipping_is_reported_with_times(tmp_path):
     pair = load_pair(*write_pair(tmp_path, dry, wet))
     warning = next(n for n in pair.notes if "full scale" in n)
     assert "3.00 s" in warning and "wet.wav" in warning
+
+
+def test_resample_option_converts_the_wet(tmp_path):
+    import soxr
+    dry = guitar_like(6.0, seed=1)
+    wet44 = soxr.resample(device(dry), RATE, 44100).astype(np.float32)
+    paths = write_pair(tmp_path, dry, wet44)
+    sf.write(paths[1], wet44, 44100, subtype="FLOAT")
+    pair = load_pair(*paths, resample=True)
+    assert pair.sample_rate == RATE and any("resampled" in n for n in pair.notes)
+    assert abs(pair.latency_samples) <= 1
+
+
+def test_slightly_longer_wet_is_trimmed_and_said(tmp_path):
+    dry = guitar_like(6.0, seed=1)
+    wet = np.concatenate([device(dry), np.zeros(RATE // 2, np.float32)])
+    pair = load_pair(*write_pair(tmp_path, dry, wet))
+    assert pair.wet.size == pair.dry.size == dry.size
+    assert any("trimmed" in n for n in pair.notes)
+
+
+def test_ctrl_c_keeps_the_best_model(tmp_path):
+    import os
+    import signal as signals
+    import subprocess
+    import sys
+    import time
+
+    dry = guitar_like(30.0, seed=5)
+    dry_path, wet_path = write_pair(tmp_path, dry, device(dry))
+    out = tmp_path / "model.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ampnet", "train", str(dry_path), str(wet_path), "-o", str(out),
+         "--hidden", "8", "--batch", "4", "--threads", "1", "--minutes", "5"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": os.getcwd()})
+    checkpoint = out.with_suffix(".ckpt")
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    assert checkpoint.exists(), process.communicate()[1]
+    process.send_signal(signals.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    assert load_model(out).metadata["validation_esr"] > 0
+    report = json.loads((tmp_path / "model.report.json").read_text())
+    assert "interrupted" in report["stopped_because"]

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from ampnet.errors import AmpnetError
 
 
@@ -128,10 +130,13 @@ def run_train(args):
                          f"{val[0].size / pair.sample_rate:.1f} s validation, {pair.sample_rate} Hz",
         "validation_esr": round(val_esr, 6), "latency_samples": pair.latency_samples,
     }
+    prediction = _predict(trainer, val[0], pair.sample_rate)
+    # Level of the model's output on the validation audio, so that hosts can match
+    # levels when switching models (RMS in dBFS; no K-weighting).
+    metadata["loudness_dbfs"] = round(float(20 * np.log10(np.sqrt(np.mean(prediction ** 2)) + 1e-12)), 2)
     model = trainer.net.to_model(pair.sample_rate, metadata)
     save_model(model, output, overwrite=True)
 
-    prediction = _predict(trainer, val[0], pair.sample_rate)
     report_json = output.with_name(output.stem + ".report.json")
     report_png = output.with_name(output.stem + ".report.png")
     report.write_report_json(report_json, {
@@ -153,8 +158,6 @@ def run_train(args):
 
 def _predict(trainer, dry, sample_rate):
     """The trained model's output on ``dry``, from the real-time engine."""
-    import numpy as np
-
     from ampnet.engine import LSTMEngine
     model = trainer.net.to_model(sample_rate)
     return LSTMEngine(model).process(np.ascontiguousarray(dry, dtype=np.float32).copy())
