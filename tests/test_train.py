@@ -309,3 +309,11 @@ def test_ctrl_c_keeps_the_best_model(tmp_path):
     assert load_model(out).metadata["validation_esr"] > 0
     report = json.loads((tmp_path / "model.report.json").read_text())
     assert "interrupted" in report["stopped_because"]
+
+
+def test_validation_split_skips_a_silent_tail():
+    from ampnet.train.data import Pair
+    dry = np.concatenate([guitar_like(20.0, seed=1), np.zeros(6 * RATE, np.float32)])
+    (train_dry, _), (val_dry, _) = split_validation(Pair(dry, dry, RATE))
+    val_playing = np.count_nonzero(np.abs(val_dry[: val_dry.size - 6 * RATE]) > 1e-3)
+    assert val_playing > 0.1 * 20 * RATE

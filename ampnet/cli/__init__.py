@@ -28,6 +28,10 @@ def main(argv=None):
     except AmpnetError as err:
         print(f"ampnet: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # disk full, permission denied, ...: still one line
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"ampnet: error: {where}{err.strerror or err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("ampnet: interrupted", file=sys.stderr)
         return 130

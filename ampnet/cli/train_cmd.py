@@ -77,6 +77,7 @@ def run_train(args):
     if (args.val_dry is None) != (args.val_wet is None):
         raise AmpnetError("give both --val-dry and --val-wet, or neither")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    output.parent.mkdir(parents=True, exist_ok=True)
 
     pair = train_data.load_pair(args.dry, args.wet, args.channel, args.resample, args.latency)
     for note in pair.notes:
@@ -122,6 +123,9 @@ def run_train(args):
 
     val_esr = history.best_val_esr
     word, advice = report.verdict(val_esr)
+    train_seconds = train[0].size / pair.sample_rate
+    if advice and train_seconds < 120:
+        advice = f"only {train_seconds:.0f} s of training audio: record 3+ minutes. Other " + advice
     metadata = {
         "name": args.name or output.stem, "gear": args.gear, "author": args.author,
         "date": datetime.date.today().isoformat(), "ampnet_version": __version__,

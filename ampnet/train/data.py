@@ -143,18 +143,26 @@ def _remove_dc(path, audio, notes):
 
 
 def split_validation(pair: Pair, fraction=0.15, search_fraction=0.05):
-    """Split off the last ``fraction`` of the pair for validation, cut at the quietest
-    50 ms within ``search_fraction`` of the nominal cut. Returns ``(train, val)`` pairs
-    of arrays ``((dry, wet), (dry, wet))``."""
+    """Hold out the last ``fraction`` of the *playing* for validation.
+
+    The split counts only active 50 ms frames (above -50 dB re the loudest), so a
+    silent tail does not become the validation set, then moves the cut to the
+    quietest frame within ``search_fraction`` of the file's length. Returns
+    ``((train_dry, train_wet), (val_dry, val_wet))``.
+    """
     n = pair.dry.size
-    nominal = int(n * (1 - fraction))
     hop = max(1, pair.sample_rate // 20)
-    low, high = max(hop, nominal - int(n * search_fraction)), min(n - hop, nominal + int(n * search_fraction))
-    cut = nominal
-    if high > low + hop:
-        starts = np.arange(low, high - hop, hop)
-        energy = np.array([np.mean(pair.dry[s:s + hop] ** 2) for s in starts])
-        cut = int(starts[np.argmin(energy)] + hop // 2)
+    frames = n // hop
+    level = np.sqrt(np.mean(pair.dry[:frames * hop].reshape(frames, hop) ** 2, axis=1))
+    active = level > level.max() * 10 ** (-50 / 20)
+    playing = np.cumsum(active)
+    nominal = int(np.searchsorted(playing, playing[-1] * (1 - fraction)))
+    reach = max(1, int(frames * search_fraction))
+    low, high = max(1, nominal - reach), min(frames - 1, nominal + reach)
+    # Only cuts that leave at least half the intended playing for validation.
+    candidates = [f for f in range(low, high + 1) if playing[-1] - playing[f - 1] >= 0.5 * fraction * playing[-1]]
+    cut_frame = min(candidates, key=lambda f: level[f]) if candidates else nominal
+    cut = cut_frame * hop + hop // 2
     return (pair.dry[:cut], pair.wet[:cut]), (pair.dry[cut:], pair.wet[cut:])
 
 
