@@ -63,23 +63,35 @@ def test_latency_through_a_nonlinear_device_moves_with_the_shift(shift):
 
 
 def _real_pairs():
-    folder = SHARED / "pairs" / "egfx-boss-bd2"
-    if not folder.exists():
-        return []
-    return sorted((folder / "input").glob("*.wav"))[:2]
+    """(dry, wet, expected latency) for the real hardware clips in ../shared, if present."""
+    pairs = []
+    bd2 = SHARED / "pairs" / "egfx-boss-bd2"
+    for dry in sorted((bd2 / "input").glob("*.wav"))[:2]:
+        # target[n] pairs with input[n + 4410]: the wet leads the dry by 4410.
+        pairs.append(pytest.param(dry, bd2 / "target" / dry.name, -4410, id=f"bd2-{dry.stem}"))
+    for dry in sorted((SHARED / "pairs" / "marshall-jvm410h").glob("*-inp.wav"))[:2]:
+        wet = dry.with_name(dry.name.replace("-inp", "-ref"))
+        pairs.append(pytest.param(dry, wet, 0, id=f"jvm-{dry.stem}"))  # published aligned
+    return pairs
 
 
-@pytest.mark.parametrize("dry_path", _real_pairs(), ids=lambda p: p.name)
-def test_latency_of_real_pairs_with_a_known_offset(dry_path):
-    """These targets lag their inputs by 4410 samples with the first 4410 cut:
-    target[n] pairs with input[n + 4410], i.e. the wet leads by 4410."""
-    dry, rate = sf.read(dry_path, dtype="float32")
-    wet, _ = sf.read(dry_path.parent.parent / "target" / dry_path.name, dtype="float32")
-    estimate = estimate_latency(dry, wet, rate)
-    assert abs(estimate.samples + 4410) <= 2 and estimate.confident
-    for shift in (37, 480):
-        shifted = estimate_latency(dry, -delay(wet, shift), rate)
-        assert shifted.samples == estimate.samples + shift
+def _mono(path):
+    audio, rate = sf.read(path, dtype="float32", always_2d=True)
+    return audio[:, 0], rate
+
+
+@pytest.mark.parametrize("dry_path,wet_path,expected", _real_pairs())
+def test_latency_of_real_pairs_shifted_by_known_amounts(dry_path, wet_path, expected):
+    dry, rate = _mono(dry_path)
+    wet, _ = _mono(wet_path)
+    base = estimate_latency(dry, wet, rate)
+    # A real device's filters blur the absolute onset by a few samples; shifts are exact.
+    assert abs(base.samples - expected) <= 4 and base.confident
+    for shift in (1, 37, 480, 4410):
+        for polarity in (1, -1):
+            shifted = estimate_latency(dry, polarity * delay(wet, shift), rate)
+            assert shifted.samples == base.samples + shift
+            assert shifted.inverted == (base.inverted != (polarity < 0))
 
 
 def test_load_pair_compensates_latency_and_removes_dc(tmp_path):
