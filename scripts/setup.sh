@@ -5,11 +5,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! ldconfig -p 2>/dev/null | grep -q libportaudio.so.2; then
-    echo "== installing libportaudio2 (PortAudio, for live audio)"
+# PortAudio for live audio; for the test extra also JACK2, whose dummy driver is the
+# audio server the live tests run against (this machine has no sound card).
+apt_packages=""
+ldconfig -p 2>/dev/null | grep -q libportaudio.so.2 || apt_packages="libportaudio2"
+if [[ "${1:-}" == *test* ]] && ! command -v jackd >/dev/null; then
+    apt_packages="$apt_packages jackd2"
+fi
+if [ -n "$apt_packages" ]; then
+    echo "== installing $apt_packages (apt)"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libportaudio2 >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+        $apt_packages >/dev/null
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -115,6 +115,12 @@ class LSTMEngine:
                             f"{getattr(out, 'dtype', '')} {getattr(out, 'shape', '')}")
         return out
 
+    def kernel_arrays(self, channel=0):
+        """``(params, state_row)``: the arrays the compiled kernels take, for callers that
+        run :func:`lstm_kernel._run_channel` from their own compiled code (the live
+        callback). The engine keeps ownership; ``reset`` still applies."""
+        return self._params, self._state[channel]
+
     def _warm_up(self):
         """Compile (or load from cache) both kernels, then bind their compiled entry
         points so that ``process`` skips Numba's type dispatch."""

@@ -1,0 +1,65 @@
+"""``ampnet live MODEL``: play through a model in real time."""
+
+from ampnet.errors import AmpnetError
+from ampnet.formats import load_model
+
+
+def add_parser(sub):
+    p = sub.add_parser("live", help="play through a model in real time",
+                       description="Run a model on an audio interface: guitar in, model out.")
+    p.add_argument("model", help="model file")
+    p.add_argument("--device", help="device index or name, for both input and output")
+    p.add_argument("--input-device", help="input device index or name (default: the system's)")
+    p.add_argument("--output-device", help="output device index or name (default: the system's)")
+    p.add_argument("--input-channel", type=int, default=1, help="guitar input channel, from 1")
+    p.add_argument("--output-channels", default="1,2",
+                   help="output channels that get the model, from 1 (default 1,2)")
+    p.add_argument("--blocksize", type=int, default=64, help="frames per callback (default 64)")
+    p.add_argument("--samplerate", type=float, help="device rate (default: the model's)")
+    p.add_argument("--strict-rate", action="store_true",
+                   help="refuse to run the device at another rate than the model's")
+    p.add_argument("--latency", default="low", help="low, high or seconds (PortAudio's latency hint)")
+    p.add_argument("--input-gain", type=float, default=0.0, help="dB before the model")
+    p.add_argument("--output-gain", type=float, default=0.0, help="dB after the model")
+    p.add_argument("--duration", type=float, help="stop after this many seconds")
+    p.add_argument("--record", help="also write the processed output to this file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --record file")
+    p.set_defaults(run=run)
+
+
+def run(args):
+    from ampnet.live.session import LiveOptions, LiveSession
+
+    model = load_model(args.model)
+    try:
+        outputs = [int(c) for c in args.output_channels.split(",") if c.strip()]
+    except ValueError:
+        raise AmpnetError(f"--output-channels {args.output_channels!r}: give channel numbers "
+                          "separated by commas, e.g. 1,2") from None
+    latency = args.latency if args.latency in ("low", "high") else _seconds(args.latency)
+    options = LiveOptions(input_device=args.input_device or args.device,
+                          output_device=args.output_device or args.device,
+                          input_channel=args.input_channel, output_channels=outputs,
+                          blocksize=args.blocksize, samplerate=args.samplerate, latency=latency,
+                          input_gain_db=args.input_gain, output_gain_db=args.output_gain,
+                          duration=args.duration, record=args.record, overwrite=args.overwrite)
+    summary = LiveSession(model, options).run()
+    period = summary["block_period_ms"]
+    print(f"stopped ({summary['stopped_because']}) after {summary['seconds']:.1f} s: "
+          f"{summary['callbacks']} callbacks, {summary['xruns']} xruns, callback median "
+          f"{summary['median_callback_ms']:.3f} ms, worst {summary['worst_callback_ms']:.3f} ms"
+          + (f" (block period {period:.3f} ms)" if period else ""))
+    if summary["recorded"]:
+        print(f"recorded {summary['recorded_frames']} frames to {summary['recorded']}"
+              + (f"; {summary['lost_frames']} frames LOST (disk too slow)" if summary["lost_frames"] else ""))
+    return 0
+
+
+def _seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise AmpnetError(f"--latency {text!r}: use low, high or a number of seconds") from None
+    if value <= 0:
+        raise AmpnetError("--latency must be positive")
+    return value

@@ -1,0 +1,1 @@
+"""Live monitoring: a PortAudio duplex stream running the engine in its callback."""

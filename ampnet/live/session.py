@@ -1,0 +1,283 @@
+"""A live session: open the duplex stream, run until told to stop, report what happened.
+
+Threads: PortAudio's audio thread runs the callback (one compiled call, see
+:mod:`ampnet.live.rt_kernel`); the main thread waits for Ctrl-C, SIGTERM,
+``--duration`` or the stream ending; a status thread prints levels, callback
+load and xruns a few times a second; with ``--record`` a writer thread drains a
+ring buffer to disk. Garbage collection is frozen and disabled while streaming,
+so a collection cannot stall the callback while it waits for the GIL.
+"""
+
+import gc
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from ampnet.engine import LSTMEngine
+from ampnet.errors import AmpnetError
+from ampnet.io.files import atomic_output
+from ampnet.live import rt_kernel
+from ampnet.live.audio_api import import_sounddevice, resolve_device
+
+RING_SECONDS = 20
+MAX_BLOCK = 16384
+
+
+@dataclass
+class LiveOptions:
+    input_device: object = None
+    output_device: object = None
+    input_channel: int = 1  # 1-based, as on the interface's front panel
+    output_channels: list = field(default_factory=lambda: [1, 2])
+    blocksize: int = 64
+    samplerate: float | None = None
+    latency: object = "low"
+    input_gain_db: float = 0.0
+    output_gain_db: float = 0.0
+    duration: float | None = None
+    record: str | None = None
+    overwrite: bool = False
+    status_interval: float = 0.25
+
+
+class LiveSession:
+    def __init__(self, model, options: LiveOptions):
+        self.model, self.options = model, options
+        self.sd = import_sounddevice()
+        self.stop_event = threading.Event()
+        self.stop_reason = ""
+        self.stats = np.zeros(rt_kernel.STATS_SIZE)
+        self.ring = np.zeros(int(RING_SECONDS * model.sample_rate), dtype=np.float32)
+        self.recorded_frames = 0
+        self.lost_frames = 0
+
+    def run(self):
+        """Stream until stopped; returns a summary dict."""
+        sd, o = self.sd, self.options
+        rate = float(o.samplerate or self.model.sample_rate)
+        if rate != self.model.sample_rate:
+            raise AmpnetError(f"the device would run at {rate:g} Hz but the model was trained at "
+                              f"{self.model.sample_rate:g} Hz; in-stream resampling is not available "
+                              f"yet: run the device at {self.model.sample_rate:g} Hz")
+        in_dev = resolve_device(sd, o.input_device, "input")
+        out_dev = resolve_device(sd, o.output_device, "output")
+        in_info, out_info = sd.query_devices(in_dev), sd.query_devices(out_dev)
+        if o.input_channel < 1 or o.input_channel > in_info["max_input_channels"]:
+            raise AmpnetError(f"--input-channel {o.input_channel}: {in_info['name']} has "
+                              f"{in_info['max_input_channels']} input channel(s)")
+        out_channels = [c for c in o.output_channels if c <= out_info["max_output_channels"]]
+        if not out_channels or min(o.output_channels) < 1:
+            raise AmpnetError(f"--output-channels {o.output_channels}: {out_info['name']} has "
+                              f"{out_info['max_output_channels']} output channel(s)")
+        n_in, n_out = o.input_channel, max(out_channels)
+        try:
+            sd.check_input_settings(in_dev, channels=n_in, dtype="float32", samplerate=rate)
+            sd.check_output_settings(out_dev, channels=n_out, dtype="float32", samplerate=rate)
+        except sd.PortAudioError as err:
+            raise AmpnetError(f"the device does not support {rate:g} Hz with {n_in} input and "
+                              f"{n_out} output channel(s): {err}") from None
+        if o.blocksize > MAX_BLOCK:
+            raise AmpnetError(f"--blocksize {o.blocksize} is larger than {MAX_BLOCK}")
+
+        engine = LSTMEngine(self.model)
+        params, state = engine.kernel_arrays()
+        mono = np.zeros(MAX_BLOCK, dtype=np.float32)
+        out_mask = np.zeros(n_out, dtype=np.int64)
+        out_mask[[c - 1 for c in out_channels]] = 1
+        in_gain = np.float32(10 ** (o.input_gain_db / 20))
+        out_gain = np.float32(10 ** (o.output_gain_db / 20))
+        in_index = o.input_channel - 1
+        block = _warm_kernel((o.blocksize or 256, n_in, n_out), in_index, out_mask, in_gain,
+                             out_gain, params, state, mono, self.ring, self.stats)
+        engine.reset()
+        self.stats[:] = 0.0
+        stats, ring = self.stats, self.ring
+
+        def callback(indata, outdata, frames, time_info, status):
+            block(indata, outdata, in_index, out_mask, in_gain, out_gain, params, state, mono,
+                  ring, stats, status._flags)
+
+        cycles_per_second = _measure_cycle_rate()
+        try:
+            stream = sd.Stream(samplerate=rate, blocksize=o.blocksize, device=(in_dev, out_dev),
+                               channels=(n_in, n_out), dtype="float32", latency=o.latency,
+                               callback=callback, finished_callback=self._finished)
+        except sd.PortAudioError as err:
+            raise AmpnetError(f"cannot open the audio stream: {err}") from None
+
+        writer = _RecordWriter(self, o.record, rate, o.overwrite) if o.record else None
+        status = _StatusPrinter(self, stream, cycles_per_second, o.blocksize, rate, o.status_interval)
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        print(f"ampnet live: {self.model.name} | in: {in_info['name']} ch {o.input_channel} | "
+              f"out: {out_info['name']} ch {','.join(map(str, out_channels))} | {rate:g} Hz, "
+              f"block {o.blocksize} | Ctrl-C to stop", flush=True)
+        gc.collect()
+        gc.freeze()
+        gc.disable()
+        started = time.monotonic()
+        try:
+            with stream:
+                latency = stream.latency
+                print(f"stream latency reported by PortAudio: input {1000 * latency[0]:.1f} ms, "
+                      f"output {1000 * latency[1]:.1f} ms", flush=True)
+                if writer:
+                    writer.start()
+                status.start()
+                if not self.stop_event.wait(o.duration):
+                    self.stop_reason = "duration elapsed"
+                    self.stop_event.set()  # so closing the stream is not taken for a lost device
+        finally:
+            elapsed = time.monotonic() - started
+            gc.enable()
+            gc.unfreeze()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+            status.stop()
+            if writer:
+                writer.stop()
+        durations = self._durations(cycles_per_second)
+        period = o.blocksize / rate if o.blocksize else None
+        return {
+            "seconds": elapsed, "stopped_because": self.stop_reason,
+            "callbacks": int(stats[rt_kernel.CALLBACKS]), "xruns": int(stats[rt_kernel.XRUNS]),
+            "worst_callback_ms": 1000 * stats[rt_kernel.MAX_CYCLES] / cycles_per_second,
+            "median_callback_ms": 1000 * float(np.median(durations)) if durations.size else 0.0,
+            "block_period_ms": 1000 * period if period else None,
+            "recorded": str(o.record) if o.record else None, "recorded_frames": self.recorded_frames,
+            "lost_frames": self.lost_frames,
+        }
+
+    def _durations(self, cycles_per_second):
+        count = int(self.stats[rt_kernel.CALLBACKS])
+        times = self.stats[rt_kernel.TIMES:]
+        return times[:min(count, times.size)] / cycles_per_second
+
+    def _on_signal(self, signum, frame):
+        self.stop_reason = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+        self.stop_event.set()
+
+    def _finished(self):
+        if not self.stop_event.is_set():
+            self.stop_reason = "the stream ended (device gone?)"
+            self.stop_event.set()
+
+
+def _warm_kernel(shape, in_index, out_mask, in_gain, out_gain, params, state, mono, ring, stats):
+    """Compile (or load) ``run_block`` for sounddevice's array types and return its
+    compiled entry point, so the callback neither dispatches nor compiles."""
+    import cffi
+
+    ffi = cffi.FFI()
+    frames, n_in, n_out = shape
+    buffers = [ffi.new("float[]", frames * n) for n in (n_in, n_out)]
+    arrays = []
+    for buf, n in zip(buffers, (n_in, n_out)):
+        array = np.frombuffer(ffi.buffer(buf), dtype=np.float32)  # as sounddevice builds them
+        array.shape = -1, n
+        arrays.append(array)
+    args = (arrays[0], arrays[1], in_index, out_mask, in_gain, out_gain, params, state, mono,
+            ring, stats, 0)
+    rt_kernel.run_block(*args)
+    signature = tuple(rt_kernel.run_block.typeof_pyval(a) for a in args)
+    return rt_kernel.run_block.overloads[signature].entry_point
+
+
+def _measure_cycle_rate():
+    """Cycle-counter ticks per second, measured against the monotonic clock."""
+    read = rt_kernel.cycle_counter_py
+    t0, c0 = time.perf_counter(), read()
+    time.sleep(0.1)
+    return (read() - c0) / (time.perf_counter() - t0)
+
+
+class _StatusPrinter(threading.Thread):
+    """Levels, callback load and xruns: a refreshed line on a terminal, else a line a second."""
+
+    def __init__(self, session, stream, cycles_per_second, blocksize, rate, interval):
+        super().__init__(daemon=True)
+        self.session, self.stream = session, stream
+        self.cps, self.period = cycles_per_second, (blocksize or 256) / rate
+        self.tty = sys.stdout.isatty()
+        self.interval = interval if self.tty else 1.0
+        self.done = threading.Event()
+
+    def run(self):
+        stats = self.session.stats
+        seen = 0
+        while not self.done.wait(self.interval):
+            count = int(stats[rt_kernel.CALLBACKS])
+            times = stats[rt_kernel.TIMES:]
+            fresh = min(count - seen, times.size)
+            seen = count
+            recent = np.array([times[(count - i) % times.size] for i in range(fresh)]) / self.cps
+            load = recent / self.period * 100 if recent.size else np.zeros(1)
+            peak_in, peak_out = stats[rt_kernel.PEAK_IN], stats[rt_kernel.PEAK_OUT]
+            stats[rt_kernel.PEAK_IN] = stats[rt_kernel.PEAK_OUT] = 0.0
+            line = (f"in {_dbfs(peak_in):6.1f} dBFS  out {_dbfs(peak_out):6.1f} dBFS  "
+                    f"cpu {np.median(load):5.1f}% (max {load.max():5.1f}%)  "
+                    f"xruns {int(stats[rt_kernel.XRUNS])}  "
+                    f"latency {1000 * self.stream.latency[1]:.1f} ms")
+            if self.tty:
+                print("\r" + line, end="", flush=True)
+            else:
+                print(line, flush=True)
+
+    def stop(self):
+        self.done.set()
+        if self.is_alive():
+            self.join()
+        if self.tty:
+            print()
+
+
+class _RecordWriter(threading.Thread):
+    """Drains the callback's ring buffer into a sound file; the callback never waits on it."""
+
+    def __init__(self, session, path, rate, overwrite):
+        super().__init__(daemon=True)
+        self.session, self.path, self.rate = session, Path(path), int(rate)
+        if self.path.exists() and not overwrite:
+            raise AmpnetError(f"{self.path}: already exists; pass --overwrite to replace it")
+        self.done = threading.Event()
+        self.error = None
+
+    def run(self):
+        session = self.session
+        ring, stats = session.ring, session.stats
+        try:
+            with atomic_output(self.path) as tmp:
+                with sf.SoundFile(str(tmp), "w", self.rate, 1, subtype="FLOAT") as out:
+                    read = 0
+                    while True:
+                        finished = self.done.wait(0.05)
+                        written = int(stats[rt_kernel.RING_WRITTEN])
+                        if written - read > ring.size:  # the writer fell a whole ring behind
+                            session.lost_frames += written - read - ring.size
+                            read = written - ring.size
+                        while read < written:
+                            start = read % ring.size
+                            stop = min(ring.size, start + (written - read))
+                            out.write(ring[start:stop])
+                            read += stop - start
+                        session.recorded_frames = read
+                        if finished:
+                            break
+        except Exception as err:  # reported in the summary; the stream goes on
+            self.error = err
+
+    def stop(self):
+        self.done.set()
+        if self.is_alive():
+            self.join()
+        if self.error:
+            raise AmpnetError(f"{self.path}: recording failed ({self.error})")
+
+
+def _dbfs(value):
+    return 20 * np.log10(value) if value > 0 else -120.0
