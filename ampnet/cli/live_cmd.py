@@ -46,8 +46,10 @@ def run(args):
     summary = LiveSession(model, options).run()
     period = summary["block_period_ms"]
     print(f"stopped ({summary['stopped_because']}) after {summary['seconds']:.1f} s: "
-          f"{summary['callbacks']} callbacks, {summary['xruns']} xruns, callback median "
-          f"{summary['median_callback_ms']:.3f} ms, worst {summary['worst_callback_ms']:.3f} ms"
+          f"{summary['callbacks']} callbacks, {summary['xruns']} xruns "
+          f"({summary['late_callbacks']} callbacks longer than the block period), callback median "
+          f"{summary['median_callback_ms']:.3f} ms, p99 {summary['p99_callback_ms']:.3f} ms, "
+          f"p99.9 {summary['p999_callback_ms']:.3f} ms, worst {summary['worst_callback_ms']:.3f} ms"
           + (f" (block period {period:.3f} ms)" if period else ""))
     if summary["recorded"]:
         print(f"recorded {summary['recorded_frames']} frames to {summary['recorded']}"

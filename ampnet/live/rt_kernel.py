@@ -19,7 +19,7 @@ from ampnet.engine.lstm_kernel import _run_channel
 # Slots of ``stats``.
 CALLBACKS, XRUNS, PEAK_IN, PEAK_OUT, LAST_CYCLES, MAX_CYCLES, RING_WRITTEN, OVERSIZED = range(8)
 TIMES = 16  # durations (cycles) of the last ``stats.size - TIMES`` callbacks start here
-STATS_SIZE = TIMES + 4096
+STATS_SIZE = TIMES + (1 << 17)  # about 90 s of callbacks at block 32
 
 
 @intrinsic
