@@ -1,7 +1,36 @@
-"""Model files: ampnet's own format (:mod:`ampnet.formats.ampnet_json`) and the
-in-memory :class:`~ampnet.formats.model.LSTMModel` every loader produces."""
+"""Model files: ampnet's own format and the formats of other players, all loaded
+into the one in-memory :class:`~ampnet.formats.model.LSTMModel`.
 
-from ampnet.formats.ampnet_json import load_model, save_model
+:func:`load_model` recognises the format from the file's content: ampnet v1,
+Neural Amp Modeler ``.nam`` (LSTM), RTNeural / AIDA-X Keras-style JSON,
+RTNeural's PyTorch state-dict JSON, GuitarML "SimpleRNN" JSON.
+"""
+
+from pathlib import Path
+
+from ampnet.errors import ModelFileError
+from ampnet.formats import nam, rtneural, simplernn
+from ampnet.formats.ampnet_json import FORMAT_NAME, model_from_dict, read_json, save_model
 from ampnet.formats.model import Knob, LSTMModel
 
 __all__ = ["Knob", "LSTMModel", "load_model", "save_model"]
+
+
+def load_model(path) -> LSTMModel:
+    """Load a model file of any supported format."""
+    path = Path(path)
+    doc = read_json(path)
+    if isinstance(doc, dict) and doc.get("format") == FORMAT_NAME:
+        return model_from_dict(doc, path)
+    if nam.looks_like_nam(doc):
+        return nam.model_from_nam(doc, path)
+    if simplernn.looks_like_simplernn(doc):
+        return simplernn.model_from_simplernn(doc, path)
+    if rtneural.looks_like_keras(doc):
+        return rtneural.model_from_keras(doc, path)
+    if rtneural.looks_like_state_dict(doc):
+        return rtneural.model_from_state_dict(doc, path)
+    if isinstance(doc, dict) and "format" in doc:
+        return model_from_dict(doc, path)  # names the unknown format or version
+    raise ModelFileError(path, None, "not a model format ampnet knows (ampnet, NAM .nam LSTM, "
+                         "RTNeural/AIDA-X JSON, GuitarML SimpleRNN JSON)")

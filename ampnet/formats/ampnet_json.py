@@ -21,14 +21,14 @@ MAX_HIDDEN = 1024
 MAX_LAYERS = 8
 
 
-def load_model(path) -> LSTMModel:
+def load_ampnet_model(path) -> LSTMModel:
     """Read and validate an ampnet v1 model file."""
     path = Path(path)
-    doc = _read_json(path)
-    return model_from_dict(doc, path)
+    return model_from_dict(read_json(path), path)
 
 
-def _read_json(path):
+def read_json(path):
+    """Parse a JSON model file, with one-line errors for missing, empty or broken files."""
     if not path.exists():
         raise AmpnetError(f"{path}: no such model file")
     if path.is_dir():

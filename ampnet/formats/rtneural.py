@@ -1,0 +1,122 @@
+"""RTNeural JSON: the Keras-style layer list (also AIDA-X's ``.json``/``.aidax``) and
+RTNeural's PyTorch state-dict JSON.
+
+Keras style: ``layers = [lstm, dense]``; LSTM weights ``[kernel (in x 4H),
+recurrent (H x 4H), bias (4H)]`` (the transpose of PyTorch's, gates i, f, g, o),
+dense ``[kernel (H x 1), bias (1)]``. AIDA-X adds ``in_skip`` (0/1), ``in_gain`` and
+``out_gain`` (dB) and ``metadata.samplerate``: ``y = g_out (net(g_in x) + skip g_in x)``.
+ampnet's skip adds the unscaled input, so the input gain is folded into the head
+and the output gain (exact up to float rounding).
+
+State-dict style: ``<prefix>weight_ih_l<k>`` etc. for one or more ``nn.LSTM``
+modules in a row (one stack of layers) and a ``<prefix>weight``/``bias`` linear head.
+"""
+
+import re
+
+import numpy as np
+
+from ampnet.errors import ModelFileError
+from ampnet.formats.model import Knob, LSTMLayer, LSTMModel
+
+DEFAULT_RATE = 48000.0
+
+
+def looks_like_keras(doc):
+    return isinstance(doc, dict) and isinstance(doc.get("layers"), list)
+
+
+def looks_like_state_dict(doc):
+    return isinstance(doc, dict) and any(re.search(r"weight_ih_l\d+$", k) for k in doc)
+
+
+def _array(value, path, field, ndim):
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ModelFileError(path, field, "values must be numbers in nested lists") from None
+    if array.ndim != ndim:
+        raise ModelFileError(path, field, f"expected a {ndim}-D array, got shape {list(array.shape)}")
+    if not np.all(np.isfinite(array)):
+        raise ModelFileError(path, field, "contains NaN or infinite values")
+    return array.astype(np.float32)
+
+
+def model_from_keras(doc, path) -> LSTMModel:
+    layers = doc["layers"]
+    kinds = [layer.get("type") for layer in layers if isinstance(layer, dict)]
+    if kinds != ["lstm", "dense"]:
+        raise ModelFileError(path, "layers", f"layer sequence {kinds}; ampnet runs an LSTM followed "
+                             "by one dense output layer (GRU, convolution and extra dense layers are "
+                             "not supported)")
+    lstm, dense = layers
+    if dense.get("activation"):
+        raise ModelFileError(path, "layers[1].activation", f"{dense['activation']!r} on the output "
+                             "layer is not supported (ampnet's output layer is linear)")
+    try:
+        kernel, recurrent, bias = lstm["weights"]
+        head_kernel, head_bias = dense["weights"]
+    except (KeyError, ValueError):
+        raise ModelFileError(path, "layers[].weights", "expected [kernel, recurrent, bias] for the "
+                             "LSTM and [kernel, bias] for the dense layer") from None
+    kernel = _array(kernel, path, "layers[0].weights[0]", 2)
+    recurrent = _array(recurrent, path, "layers[0].weights[1]", 2)
+    bias = _array(bias, path, "layers[0].weights[2]", 1)
+    head_kernel = _array(head_kernel, path, "layers[1].weights[0]", 2)
+    head_bias = _array(head_bias, path, "layers[1].weights[1]", 1)
+    n_in, g4 = kernel.shape
+    hidden = g4 // 4
+    if (g4 % 4 or recurrent.shape != (hidden, g4) or bias.shape != (g4,)
+            or head_kernel.shape != (hidden, 1) or head_bias.shape != (1,)):
+        raise ModelFileError(path, "layers[].weights", "weight shapes do not fit together "
+                             f"(kernel {list(kernel.shape)}, recurrent {list(recurrent.shape)}, "
+                             f"bias {list(bias.shape)}, dense {list(head_kernel.shape)})")
+    meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else doc
+    skip = int(doc.get("in_skip", meta.get("in_skip", 0)) or 0)
+    if skip not in (0, 1):
+        raise ModelFileError(path, "in_skip", f"{skip}: only 0 or 1 is allowed")
+    in_gain = 10 ** (float(doc.get("in_gain", 0.0) or 0.0) / 20)
+    out_gain = 10 ** (float(doc.get("out_gain", 0.0) or 0.0) / 20)
+    rate = meta.get("samplerate")
+    metadata = {"name": meta.get("name") or path.stem, "source_format": "RTNeural/AIDA-X JSON"}
+    for key in ("author", "source", "style", "based", "dataset", "license", "esr", "description"):
+        if meta.get(key) not in (None, ""):
+            metadata[key] = meta[key]
+    # y = g_out (W h + b + s g_in x) = (g_out g_in) ((W h + b) / g_in + s x)
+    return LSTMModel(
+        hidden_size=hidden,
+        layers=[LSTMLayer(np.ascontiguousarray(kernel.T), np.ascontiguousarray(recurrent.T), bias,
+                          np.zeros(g4, np.float32))],
+        head_weight=(head_kernel.T / np.float32(in_gain)).astype(np.float32),
+        head_bias=(head_bias / np.float32(in_gain)).astype(np.float32),
+        sample_rate=float(rate) if rate else DEFAULT_RATE, skip=bool(skip),
+        input_scale=in_gain, output_gain=out_gain * in_gain,
+        knobs=[Knob(f"param{i}") for i in range(1, n_in)], metadata=metadata)
+
+
+def model_from_state_dict(doc, path) -> LSTMModel:
+    layers = []
+    for key in doc:
+        match = re.fullmatch(r"(.*)weight_ih_l(\d+)", key)
+        if match:
+            prefix, k = match.groups()
+            get = lambda name: _array(doc.get(f"{prefix}{name}_l{k}"), path, f"{prefix}{name}_l{k}",
+                                      2 if name.startswith("weight") else 1)  # noqa: E731
+            layers.append(LSTMLayer(get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh")))
+    heads = [k[:-len("weight")] for k in doc if k.endswith("weight") and not re.search(r"_l\d+$", k)]
+    if len(heads) != 1:
+        raise ModelFileError(path, None, "expected one linear output layer (<name>.weight, <name>.bias)")
+    head_weight = _array(doc[heads[0] + "weight"], path, heads[0] + "weight", 2)
+    head_bias = _array(doc[heads[0] + "bias"], path, heads[0] + "bias", 1)
+    hidden = layers[0].weight_hh.shape[1]
+    for i, layer in enumerate(layers):
+        n_in = layer.weight_ih.shape[1]
+        if (layer.weight_hh.shape != (4 * hidden, hidden) or layer.weight_ih.shape[0] != 4 * hidden
+                or (i > 0 and n_in != hidden)):
+            raise ModelFileError(path, f"layer {i}", "LSTM layers must share one hidden size")
+    if head_weight.shape != (1, hidden):
+        raise ModelFileError(path, heads[0] + "weight", f"shape {list(head_weight.shape)}; expected [1, {hidden}]")
+    return LSTMModel(hidden_size=hidden, layers=layers, head_weight=head_weight, head_bias=head_bias,
+                     sample_rate=DEFAULT_RATE, skip=False,
+                     knobs=[Knob(f"param{i}") for i in range(1, layers[0].weight_ih.shape[1])],
+                     metadata={"name": path.stem, "source_format": "RTNeural PyTorch JSON"})

@@ -1,0 +1,56 @@
+"""GuitarML / Automated-GuitarAmpModelling "SimpleRNN" JSON (Proteus, NeuralPi).
+
+``model_data`` (unit_type, input_size, hidden_size, num_layers, skip) and a
+PyTorch ``state_dict`` as nested lists: ``rec.weight_ih_l0`` (4H x in),
+``rec.weight_hh_l0``, ``rec.bias_ih_l0``, ``rec.bias_hh_l0`` (two biases, summed by
+the players), ``lin.weight`` (1 x H), ``lin.bias``. The output adds the dry input:
+Proteus and NeuralPi always do, whatever ``skip`` says, so ampnet does too. The
+files carry no sample rate; Proteus runs them at 44.1 kHz.
+"""
+
+import numpy as np
+
+from ampnet.errors import ModelFileError
+from ampnet.formats.model import Knob, LSTMLayer, LSTMModel
+
+PLAYER_RATE = 44100.0
+
+
+def looks_like_simplernn(doc):
+    return isinstance(doc, dict) and isinstance(doc.get("model_data"), dict) and "state_dict" in doc
+
+
+def model_from_simplernn(doc, path) -> LSTMModel:
+    data, state = doc["model_data"], doc["state_dict"]
+    unit = data.get("unit_type")
+    if unit != "LSTM":
+        raise ModelFileError(path, "model_data.unit_type", f"{unit!r}: ampnet runs LSTM models only "
+                             "(GRU and plain RNN captures are not supported)")
+    layers = []
+    for k in range(int(data.get("num_layers", 1))):
+        def get(name, ndim):
+            key = f"rec.{name}_l{k}"
+            if key not in state:
+                raise ModelFileError(path, f"state_dict.{key}", "missing")
+            array = np.asarray(state[key], dtype=np.float64)
+            if array.ndim != ndim or not np.all(np.isfinite(array)):
+                raise ModelFileError(path, f"state_dict.{key}", "wrong shape or non-finite values")
+            return array.astype(np.float32)
+        layers.append(LSTMLayer(get("weight_ih", 2), get("weight_hh", 2), get("bias_ih", 1),
+                                get("bias_hh", 1)))
+    hidden = layers[0].weight_hh.shape[1]
+    head_weight = np.asarray(state.get("lin.weight"), dtype=np.float32)
+    head_bias = np.asarray(state.get("lin.bias"), dtype=np.float32).reshape(-1)
+    for i, layer in enumerate(layers):
+        n_in = layer.weight_ih.shape[1]
+        if (layer.weight_hh.shape != (4 * hidden, hidden) or layer.weight_ih.shape[0] != 4 * hidden
+                or layer.bias_ih.shape != (4 * hidden,) or layer.bias_hh.shape != (4 * hidden,)
+                or (i > 0 and n_in != hidden)):
+            raise ModelFileError(path, f"state_dict.rec.*_l{i}", "tensor shapes do not fit together")
+    if head_weight.shape != (1, hidden) or head_bias.shape != (1,):
+        raise ModelFileError(path, "state_dict.lin", f"expected weight [1, {hidden}] and bias [1]")
+    n_in = layers[0].weight_ih.shape[1]
+    return LSTMModel(hidden_size=hidden, layers=layers, head_weight=head_weight, head_bias=head_bias,
+                     sample_rate=PLAYER_RATE, skip=True,
+                     knobs=[Knob(f"param{i}") for i in range(1, n_in)],
+                     metadata={"name": path.stem, "source_format": "GuitarML SimpleRNN JSON"})
