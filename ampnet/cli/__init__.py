@@ -4,10 +4,10 @@ import argparse
 import sys
 
 from ampnet import __version__
-from ampnet.cli import devices_cmd, info_cmd, live_cmd, render_cmd, train_cmd
+from ampnet.cli import convert_cmd, devices_cmd, info_cmd, live_cmd, render_cmd, train_cmd
 from ampnet.errors import AmpnetError
 
-COMMANDS = [train_cmd, render_cmd, live_cmd, devices_cmd, info_cmd]
+COMMANDS = [train_cmd, render_cmd, live_cmd, devices_cmd, info_cmd, convert_cmd]
 
 
 def build_parser():

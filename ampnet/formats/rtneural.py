@@ -109,6 +109,8 @@ def model_from_state_dict(doc, path) -> LSTMModel:
     head_weight = _array(doc[heads[0] + "weight"], path, heads[0] + "weight", 2)
     head_bias = _array(doc[heads[0] + "bias"], path, heads[0] + "bias", 1)
     hidden = layers[0].weight_hh.shape[1]
+    if layers[0].weight_hh.shape[0] == 3 * hidden:
+        raise ModelFileError(path, None, "this is a GRU model; ampnet runs LSTM models only")
     for i, layer in enumerate(layers):
         n_in = layer.weight_ih.shape[1]
         if (layer.weight_hh.shape != (4 * hidden, hidden) or layer.weight_ih.shape[0] != 4 * hidden
