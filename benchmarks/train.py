@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from ampnet.cli import main as ampnet
+from ampnet.train.report import report_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 NAM_REFERENCE = {"2 min": 0.07, "5 min": 0.05, "10 min": 0.027}
@@ -47,8 +48,7 @@ def main():
     wall = time.monotonic() - start
     if code:
         raise SystemExit(code)
-    model = Path(args.model)
-    report = json.loads(model.with_name(model.stem + ".report.json").read_text())
+    report = json.loads(report_paths(Path(args.model))[0].read_text())
     epochs = report["epochs"]
     result = {
         "data": str(data), "settings": report["settings"], "wall_seconds": wall,

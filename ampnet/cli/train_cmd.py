@@ -6,7 +6,6 @@ without the ``train`` extra.
 
 import datetime
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +59,7 @@ def run_train(args):
         raise AmpnetError("training needs PyTorch: install the train extra "
                           "(pip install -c constraints.txt -e '.[train]')") from None
     from ampnet import __version__
+    from ampnet.engine import LSTMEngine
     from ampnet.formats import save_model
     from ampnet.train import data as train_data
     from ampnet.train import report
@@ -109,7 +109,6 @@ def run_train(args):
     print(f"training LSTM-{config.hidden} x {config.layers} layer(s), skip {'on' if config.skip else 'off'}, "
           f"on {train[0].size / pair.sample_rate:.1f} s ({device}, {torch.get_num_threads()} threads); "
           f"budget {config.minutes:g} min. Ctrl-C stops early and keeps the best model.")
-    started = time.monotonic()
     try:
         history = trainer.fit(train, val)
     except KeyboardInterrupt:
@@ -134,15 +133,15 @@ def run_train(args):
                          f"{val[0].size / pair.sample_rate:.1f} s validation, {pair.sample_rate} Hz",
         "validation_esr": round(val_esr, 6), "latency_samples": pair.latency_samples,
     }
-    prediction = _predict(trainer, val[0], pair.sample_rate)
+    model = trainer.net.to_model(pair.sample_rate, metadata)
+    # The validation prediction comes from the real-time engine, as users will hear it.
+    prediction = LSTMEngine(model).process(np.ascontiguousarray(val[0], dtype=np.float32).copy())
     # Level of the model's output on the validation audio, so that hosts can match
     # levels when switching models (RMS in dBFS; no K-weighting).
-    metadata["loudness_dbfs"] = round(float(20 * np.log10(np.sqrt(np.mean(prediction ** 2)) + 1e-12)), 2)
-    model = trainer.net.to_model(pair.sample_rate, metadata)
+    model.metadata["loudness_dbfs"] = round(float(20 * np.log10(np.sqrt(np.mean(prediction ** 2)) + 1e-12)), 2)
     save_model(model, output, overwrite=True)
 
-    report_json = output.with_name(output.stem + ".report.json")
-    report_png = output.with_name(output.stem + ".report.png")
+    report_json, report_png = report.report_paths(output)
     report.write_report_json(report_json, {
         "model": str(output), "validation_esr": val_esr, "verdict": word,
         "latency_samples": pair.latency_samples, "latency_confidence": pair.latency_confidence,
@@ -159,9 +158,3 @@ def run_train(args):
     print(f"model: {output}\nreport: {report_json}, {report_png}")
     print(f"play it: ampnet render {output} {args.dry} -o {output.stem}-render.wav")
 
-
-def _predict(trainer, dry, sample_rate):
-    """The trained model's output on ``dry``, from the real-time engine."""
-    from ampnet.engine import LSTMEngine
-    model = trainer.net.to_model(sample_rate)
-    return LSTMEngine(model).process(np.ascontiguousarray(dry, dtype=np.float32).copy())

@@ -1,6 +1,6 @@
 """ampnet's own model file: JSON, format ``"ampnet"``, version 1.
 
-The specification is ``docs/model-format.md``. :func:`load_model` validates every
+The specification is ``docs/model-format.md``. :func:`model_from_dict` validates every
 field and raises :class:`~ampnet.errors.ModelFileError` naming the file and the
 field; :func:`save_model` writes atomically.
 """
@@ -19,12 +19,6 @@ FORMAT_NAME = "ampnet"
 FORMAT_VERSION = 1
 MAX_HIDDEN = 1024
 MAX_LAYERS = 8
-
-
-def load_ampnet_model(path) -> LSTMModel:
-    """Read and validate an ampnet v1 model file."""
-    path = Path(path)
-    return model_from_dict(read_json(path), path)
 
 
 def read_json(path):

@@ -10,7 +10,7 @@ last layer the head weight (1 x H) and bias (1). No skip path; a missing
 import numpy as np
 
 from ampnet.errors import ModelFileError
-from ampnet.formats.model import LSTMLayer, LSTMModel
+from ampnet.formats.model import Knob, LSTMLayer, LSTMModel
 
 DEFAULT_RATE = 48000.0
 
@@ -63,10 +63,7 @@ def model_from_nam(doc, path) -> LSTMModel:
                 "gain", "input_level_dbu", "output_level_dbu"):
         if meta.get(key) is not None:
             metadata[key] = meta[key]
-    knobs = []
-    if input_size > 1:
-        from ampnet.formats.model import Knob
-        knobs = [Knob(f"param{i}") for i in range(1, input_size)]
+    knobs = [Knob(f"param{i}") for i in range(1, input_size)]
     rate = doc.get("sample_rate")
     return LSTMModel(hidden_size=hidden, layers=lstm_layers, head_weight=head_weight,
                      head_bias=head_bias, sample_rate=float(rate) if rate and rate > 0 else DEFAULT_RATE,

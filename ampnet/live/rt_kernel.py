@@ -8,7 +8,6 @@ tolerate a value that is one block old.
 """
 
 import numba
-import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils

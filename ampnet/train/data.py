@@ -6,10 +6,8 @@ arrays ``(frames,)`` at ``sample_rate`` Hz.
 """
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from ampnet.errors import AmpnetError
 from ampnet.io.audio import open_audio
@@ -164,12 +162,6 @@ def split_validation(pair: Pair, fraction=0.15, search_fraction=0.05):
     cut_frame = min(candidates, key=lambda f: level[f]) if candidates else nominal
     cut = cut_frame * hop + hop // 2
     return (pair.dry[:cut], pair.wet[:cut]), (pair.dry[cut:], pair.wet[cut:])
-
-
-def describe(path) -> str:
-    """A short description of an audio file for reports."""
-    info = sf.info(str(path))
-    return f"{Path(path).name}: {info.duration:.1f} s, {info.samplerate} Hz, {info.subtype}"
 
 
 def input_scale_for(dry, target=0.5):

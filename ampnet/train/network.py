@@ -1,6 +1,5 @@
 """The trainable network: LSTM + linear head (no output activation) + skip path."""
 
-import torch
 from torch import nn
 
 from ampnet.formats.model import LSTMLayer, LSTMModel

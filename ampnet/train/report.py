@@ -18,6 +18,12 @@ POOR_CAUSES = ("likely causes: dry and wet misaligned (check the latency found, 
                "(capture it without those, add them after the model)")
 
 
+def report_paths(model_path):
+    """``(json, png)`` paths of the report that goes next to ``model_path``."""
+    return (model_path.with_name(model_path.stem + ".report.json"),
+            model_path.with_name(model_path.stem + ".report.png"))
+
+
 def verdict(val_esr):
     """``(word, advice)`` for a validation ESR."""
     for limit, word in VERDICTS:
