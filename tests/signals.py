@@ -3,26 +3,12 @@
 import numpy as np
 
 from ampnet.formats.model import Knob, LSTMLayer, LSTMModel
+from ampnet.host.loudness import reference_guitar
 
 
 def guitar_like(seconds=1.0, sample_rate=48000, seed=0, level=0.5):
-    """Plucked notes: decaying harmonic tones at random pitches and times, plus a
-    little noise; shape ``(frames,)``, float32, peak about ``level``."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * sample_rate)
-    out = np.zeros(n)
-    t = np.arange(n) / sample_rate
-    start = 0
-    while start < n:
-        freq = 82.4 * 2 ** (rng.integers(0, 36) / 12)
-        length = int(rng.uniform(0.1, 0.6) * sample_rate)
-        tt = t[: min(length, n - start)]
-        note = sum(np.sin(2 * np.pi * freq * k * tt + rng.uniform(0, 6.28)) / k**1.2
-                   for k in range(1, 8))
-        out[start:start + tt.size] += note * np.exp(-tt * rng.uniform(2, 8)) * rng.uniform(0.3, 1)
-        start += int(rng.uniform(0.05, 0.5) * sample_rate)
-    out += 0.003 * rng.standard_normal(n)
-    return (out * level / np.abs(out).max()).astype(np.float32)
+    """Plucked notes (see :func:`ampnet.host.loudness.reference_guitar`); ``(frames,)`` float32."""
+    return reference_guitar(seconds, sample_rate, seed, level)
 
 
 def random_model(hidden=8, layers=1, knobs=0, skip=True, seed=0, weight_scale=1.0,

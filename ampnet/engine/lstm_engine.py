@@ -39,6 +39,30 @@ def pack_params(model: LSTMModel) -> np.ndarray:
     return params
 
 
+def state_size(model: LSTMModel) -> int:
+    """Length of one channel's state row (see :mod:`lstm_kernel`)."""
+    rows = sum((model.input_size if i == 0 else model.hidden_size) + model.hidden_size
+               for i in range(model.num_layers))
+    return rows + model.num_layers * model.hidden_size
+
+
+def initial_state(model: LSTMModel) -> np.ndarray:
+    """One channel's state row at the start: zeros, or the model's stored initial state."""
+    row = np.zeros(state_size(model), dtype=np.float32)
+    if model.initial_h is None:
+        return row
+    hidden, offset = model.hidden_size, 0
+    cells = state_size(model) - model.num_layers * hidden
+    for i in range(model.num_layers):
+        n_in = model.input_size if i == 0 else hidden
+        if i > 0:  # layer i's input is layer i-1's hidden state
+            row[offset:offset + hidden] = model.initial_h[i - 1]
+        row[offset + n_in:offset + n_in + hidden] = model.initial_h[i]
+        row[cells + i * hidden:cells + (i + 1) * hidden] = model.initial_c[i]
+        offset += n_in + hidden
+    return row
+
+
 def aligned_zeros(shape, alignment=64):
     """A float32 zero array whose data starts on an ``alignment``-byte boundary, so
     that vector loads never straddle cache lines."""
@@ -66,33 +90,15 @@ class LSTMEngine:
             raise ValueError("channels must be at least 1")
         self.model = model
         self.channels = channels
-        hidden, layers = model.hidden_size, model.num_layers
         self._params = pack_params(model)
         self.knobs = self._params[lstm_kernel.KNOBS:lstm_kernel.KNOBS + len(model.knobs)]
-        # Where each layer's hidden state starts in a channel's state row.
-        self._hidden_offsets = []
-        rows = 0
-        for i in range(layers):
-            n_in = model.input_size if i == 0 else hidden
-            self._hidden_offsets.append(rows + n_in)
-            rows += n_in + hidden
-        self._cell_offset = rows
-        self._state = aligned_zeros((channels, rows + layers * hidden))
+        self._state = aligned_zeros((channels, state_size(model)))
         self._mono = self._multi = None
         self._warm_up()
 
     def reset(self):
         """Return every channel to the model's initial state (zeros unless the file has one)."""
-        self._state[:] = 0.0
-        model, hidden = self.model, self.model.hidden_size
-        if model.initial_h is None:
-            return
-        for i, h_off in enumerate(self._hidden_offsets):
-            self._state[:, h_off:h_off + hidden] = model.initial_h[i]
-            cells = self._cell_offset + i * hidden
-            self._state[:, cells:cells + hidden] = model.initial_c[i]
-            if i > 0:  # layer i's input is layer i-1's hidden state
-                self._state[:, h_off - hidden:h_off] = model.initial_h[i - 1]
+        self._state[:] = initial_state(self.model)
 
     def process(self, block: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Process ``block`` (float32, C-contiguous, ``(frames,)`` or ``(channels, frames)``)

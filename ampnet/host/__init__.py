@@ -1,0 +1,1 @@
+"""The host: chains of processors (gain, gate, models, EQ, cabinet IR, DC blocker, mix) and presets."""

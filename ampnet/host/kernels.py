@@ -1,0 +1,311 @@
+"""Compiled kernels of the host: one function per processor kind, and the chain
+interpreter that runs them in order on one channel.
+
+A chain lives in a few flat arrays built once by :class:`ampnet.host.chain.Chain`:
+
+- ``table`` int64 ``(processors, 9)``: per processor its kind and the offset and
+  length of its slice in each of the four arrays below (columns ``F32``,
+  ``F32_LEN``, ``F64``, ...);
+- ``f32`` float32: coefficients the kernels read in float32 (LSTM weights,
+  impulse responses and their spectra);
+- ``f64`` float64: targets and coefficients (gains, filter coefficients, knob
+  values). The control side writes new *targets* here; kernels move towards them
+  sample by sample (one-pole smoothing), so a change never clicks;
+- ``s32`` float32 ``(channels, ...)`` and ``s64`` float64 ``(channels, ...)``:
+  each channel's state.
+
+Every processor's ``f64`` slice starts with ``[wet_target, smoothing]`` and its
+``s64`` slice with ``[wet]``: the bypass crossfade (``wet`` 1 = active, 0 =
+bypassed) that the interpreter applies around any processor. A bypassed
+processor keeps running, so switching it back on has no stale state.
+
+Every kernel works sample by sample with state carried across calls, so any
+split of a signal into blocks gives bit-identical output. Nothing here
+allocates: slices are views.
+"""
+
+import numba
+import numpy as np
+
+from ampnet.engine import lstm_kernel
+from ampnet.host.fft import fft_inplace
+
+GAIN, GATE, LSTM, BIQUADS, CONVOLVER, MIX = range(6)
+KIND, F32, F32_LEN, F64, F64_LEN, S32, S32_LEN, S64, S64_LEN = range(9)
+F64_HEADER, S64_HEADER = 2, 1  # [wet_target, smoothing] and [wet]
+KNOB_STEP = 16  # knob values move every KNOB_STEP samples (the LSTM runs in sub-blocks)
+_SNAP = 1e-7  # a smoothed value this close to its target takes the target
+
+
+@numba.njit(cache=True)
+def _approach(current, target, coefficient):
+    """One step of one-pole smoothing, landing exactly on the target at the end."""
+    current += (target - current) * coefficient
+    if abs(target - current) < _SNAP:
+        return target
+    return current
+
+
+@numba.njit(cache=True)
+def gain_run(y, f, s, smooth):
+    """``f = [target_gain]`` (linear), ``s = [gain]``."""
+    gain, target = s[0], f[0]
+    for n in range(y.shape[0]):
+        if gain != target:
+            gain = _approach(gain, target, smooth)
+        y[n] = y[n] * gain
+    s[0] = gain
+
+
+@numba.njit(cache=True)
+def gate_run(y, dry, f, s):
+    """Noise gate: detects on ``dry`` (the chain's input), applies its gain to ``y``.
+
+    ``f = [threshold, attack, release, hold_samples, detector_decay]`` (linear
+    threshold; attack/release as one-pole coefficients per sample); ``s = [envelope,
+    gain, hold_left]``. The envelope is a peak detector; above the threshold the
+    gate opens (towards gain 1 at the attack rate) and re-arms the hold; once the
+    hold has run out it closes (towards 0 at the release rate).
+    """
+    threshold, attack, release, hold, decay = f[0], f[1], f[2], f[3], f[4]
+    envelope, gain, hold_left = s[0], s[1], s[2]
+    for n in range(y.shape[0]):
+        level = abs(np.float64(dry[n]))
+        envelope = max(level, envelope * decay)
+        if envelope >= threshold:
+            hold_left = hold
+            target = 1.0
+        elif hold_left > 0:
+            hold_left -= 1
+            target = 1.0
+        else:
+            target = 0.0
+        gain += (target - gain) * (attack if target > gain else release)
+        y[n] = y[n] * gain
+    s[0], s[1], s[2] = envelope, gain, hold_left
+
+
+@numba.njit(cache=True)
+def lstm_run(y, params, f, state, s, smooth):
+    """A neural model: ``params`` as :func:`ampnet.engine.lstm_engine.pack_params` builds
+    it; ``f = [knob_count, knob targets...]``; ``s = [phase, knob values...]``.
+
+    While a knob moves, the LSTM runs in sub-blocks of ``KNOB_STEP`` samples aligned
+    to the stream (``phase``) and the knob steps at each boundary."""
+    knobs = int(f[0])
+    moving = False
+    for k in range(knobs):
+        params[lstm_kernel.KNOBS + k] = s[1 + k]
+        moving = moving or s[1 + k] != f[1 + k]
+    frames = y.shape[0]
+    if not moving:
+        lstm_kernel._run_channel(y, y, params, state)
+        s[0] = (s[0] + frames) % KNOB_STEP
+        return
+    start = 0
+    while start < frames:
+        phase = int(s[0])
+        if phase == 0:
+            for k in range(knobs):
+                s[1 + k] = _approach(s[1 + k], f[1 + k], smooth)
+                params[lstm_kernel.KNOBS + k] = s[1 + k]
+        count = min(KNOB_STEP - phase, frames - start)
+        part = y[start:start + count]
+        lstm_kernel._run_channel(part, part, params, state)
+        s[0] = (phase + count) % KNOB_STEP
+        start += count
+
+
+@numba.njit(cache=True)
+def biquads_run(y, f, s, smooth):
+    """Cascaded biquads, transposed direct form II, float64 inside.
+
+    ``f = [sections, then b0 b1 b2 a1 a2 per section]`` (targets, a0 = 1);
+    ``s`` per section ``[b0 b1 b2 a1 a2 z1 z2]`` (current coefficients and state)."""
+    for sec in range(int(f[0])):
+        t = f[1 + 5 * sec:6 + 5 * sec]
+        c = s[7 * sec:7 * sec + 7]
+        moving = False
+        for k in range(5):
+            moving = moving or c[k] != t[k]
+        b0, b1, b2, a1, a2, z1, z2 = c[0], c[1], c[2], c[3], c[4], c[5], c[6]
+        for n in range(y.shape[0]):
+            if moving:
+                b0 = _approach(b0, t[0], smooth)
+                b1 = _approach(b1, t[1], smooth)
+                b2 = _approach(b2, t[2], smooth)
+                a1 = _approach(a1, t[3], smooth)
+                a2 = _approach(a2, t[4], smooth)
+            x = np.float64(y[n])
+            out = b0 * x + z1
+            z1 = b1 * x - a1 * out + z2
+            z2 = b2 * x - a2 * out
+            y[n] = out
+        c[0], c[1], c[2], c[3], c[4], c[5], c[6] = b0, b1, b2, a1, a2, z1, z2
+
+
+@numba.njit(cache=True)
+def convolver_run(y, f, fa, s, sa):
+    """Zero-latency partitioned convolution with an impulse response ``h``.
+
+    ``fa = [P, M]``: the first ``P`` taps are applied directly (time domain, per
+    sample), the rest as ``M`` partitions of ``P`` taps by uniformly partitioned
+    overlap-save FFT convolution (size ``2P``); each partition's result is due ``P``
+    samples after its input is complete, which hides the FFT's block latency.
+    ``f = [h[:P], H_re (M, P+1), H_im (M, P+1), twiddle_re, twiddle_im, bit_reverse]``
+    where ``H_m`` is the spectrum of taps ``[P(m+1), P(m+2))`` scaled by ``1/(2P)``.
+    ``s = [history (2P), tail (P), X_re (M, P+1), X_im (M, P+1), work_re (2P),
+    work_im (2P)]``, ``sa = [position in the partition, newest X slot]``.
+    """
+    P, M = int(fa[0]), int(fa[1])
+    N, B = 2 * P, P + 1
+    head = f[:P]
+    h_re = f[P:P + M * B]
+    h_im = f[P + M * B:P + 2 * M * B]
+    tw = P + 2 * M * B
+    tw_re = f[tw:tw + N - 1]
+    tw_im = f[tw + N - 1:tw + 2 * N - 2]
+    bit_reverse = f[tw + 2 * N - 2:tw + 3 * N - 2]
+    history = s[:N]
+    tail = s[N:N + P]
+    x_re = s[N + P:N + P + M * B]
+    x_im = s[N + P + M * B:N + P + 2 * M * B]
+    w = N + P + 2 * M * B
+    work_re = s[w:w + N]
+    work_im = s[w + N:w + 2 * N]
+    pos, slot = int(sa[0]), int(sa[1])
+    start = 0
+    frames = y.shape[0]
+    while start < frames:
+        count = min(P - pos, frames - start)
+        out = y[start:start + count]
+        for i in range(count):
+            history[P + pos + i] = out[i]
+            out[i] = tail[pos + i]
+        for k in range(P):
+            hk = head[k]
+            base = P + pos - k
+            for i in range(count):
+                out[i] += hk * history[base + i]
+        pos += count
+        start += count
+        if pos < P:
+            break
+        pos = 0
+        if M > 0:
+            for i in range(N):
+                work_re[i] = history[i]
+                work_im[i] = 0.0
+            fft_inplace(work_re, work_im, tw_re, tw_im, bit_reverse, False)
+            slot = (slot + 1) % M
+            for b in range(B):
+                x_re[slot * B + b] = work_re[b]
+                x_im[slot * B + b] = work_im[b]
+            for b in range(B):
+                work_re[b] = 0.0
+                work_im[b] = 0.0
+            for m in range(M):
+                src = ((slot - m + M) % M) * B
+                hm = m * B
+                for b in range(B):
+                    hr, hi = h_re[hm + b], h_im[hm + b]
+                    xr, xi = x_re[src + b], x_im[src + b]
+                    work_re[b] += hr * xr - hi * xi
+                    work_im[b] += hr * xi + hi * xr
+            for b in range(1, P):
+                work_re[N - b] = work_re[b]
+                work_im[N - b] = -work_im[b]
+            fft_inplace(work_re, work_im, tw_re, tw_im, bit_reverse, True)
+            for i in range(P):
+                tail[i] = work_re[P + i]
+        for i in range(P):
+            history[i] = history[P + i]
+    sa[0], sa[1] = pos, slot
+
+
+@numba.njit(cache=True)
+def mix_run(y, dry, f, s, smooth):
+    """Dry/wet mix with the chain's input: ``f = [wet_target]``, ``s = [wet]``."""
+    wet, target = s[0], f[0]
+    for n in range(y.shape[0]):
+        if wet != target:
+            wet = _approach(wet, target, smooth)
+        y[n] = dry[n] + wet * (y[n] - dry[n])
+    s[0] = wet
+
+
+@numba.njit(cache=True)
+def run_chain_channel(y, dry, before, channel, table, f32, f64, s32, s64):
+    """Run every processor of the chain on ``y`` (one channel's block, in place).
+    ``dry`` and ``before`` are scratch buffers at least as long as ``y``."""
+    frames = y.shape[0]
+    for n in range(frames):
+        dry[n] = y[n]
+    for p in range(table.shape[0]):
+        row = table[p]
+        kind = row[KIND]
+        fa = f64[row[F64]:row[F64] + row[F64_LEN]]
+        sa = s64[channel, row[S64]:row[S64] + row[S64_LEN]]
+        f = f32[row[F32]:row[F32] + row[F32_LEN]]
+        s = s32[channel, row[S32]:row[S32] + row[S32_LEN]]
+        wet_target, smooth, wet = fa[0], fa[1], sa[0]
+        fade = wet != 1.0 or wet_target != 1.0
+        if fade:
+            for n in range(frames):
+                before[n] = y[n]
+        fa = fa[F64_HEADER:]
+        sa = sa[S64_HEADER:]
+        if kind == GAIN:
+            gain_run(y, fa, sa, smooth)
+        elif kind == GATE:
+            gate_run(y, dry, fa, sa)
+        elif kind == LSTM:
+            lstm_run(y, f, fa, s, sa, smooth)
+        elif kind == BIQUADS:
+            biquads_run(y, fa, sa, smooth)
+        elif kind == CONVOLVER:
+            convolver_run(y, f, fa, s, sa)
+        elif kind == MIX:
+            mix_run(y, dry, fa, sa, smooth)
+        if fade:
+            for n in range(frames):
+                if wet != wet_target:
+                    wet = _approach(wet, wet_target, smooth)
+                y[n] = before[n] + wet * (y[n] - before[n])
+            s64[channel, row[S64]] = wet
+
+
+@numba.njit(cache=True)
+def run_chain(x, y, scratch, table, f32, f64, s32, s64):
+    """Process ``x`` ``(channels, frames)`` into ``y`` (same shape; may be ``x``),
+    in pieces of at most ``scratch.shape[1]`` frames; ``scratch`` is ``(3, max_block)``."""
+    if x.shape[0] != y.shape[0] or x.shape[1] != y.shape[1] or x.shape[0] > s32.shape[0]:
+        raise ValueError("input and output must have the same (channels, frames) shape")
+    step = scratch.shape[1]
+    for c in range(x.shape[0]):
+        for start in range(0, x.shape[1], step):
+            count = min(step, x.shape[1] - start)
+            block = scratch[0, :count]
+            for n in range(count):
+                block[n] = x[c, start + n]
+            run_chain_channel(block, scratch[1, :count], scratch[2, :count], c, table, f32, f64,
+                              s32, s64)
+            for n in range(count):
+                y[c, start + n] = block[n]
+
+
+@numba.njit(cache=True)
+def run_chain_mono(x, y, scratch, table, f32, f64, s32, s64):
+    """:func:`run_chain` for a 1-D block (channel 0)."""
+    if x.shape[0] != y.shape[0]:
+        raise ValueError("input and output must have the same number of frames")
+    step = scratch.shape[1]
+    for start in range(0, x.shape[0], step):
+        count = min(step, x.shape[0] - start)
+        block = scratch[0, :count]
+        for n in range(count):
+            block[n] = x[start + n]
+        run_chain_channel(block, scratch[1, :count], scratch[2, :count], 0, table, f32, f64,
+                          s32, s64)
+        for n in range(count):
+            y[start + n] = block[n]
