@@ -1,7 +1,7 @@
-"""Offline rendering: audio files through a model, streamed disk to disk.
+"""Offline rendering: audio files through a model or a preset's chain, streamed disk to disk.
 
-Each file is read in chunks, resampled to the model's rate and back when needed
-(soxr, streaming), run through :class:`~ampnet.engine.LSTMEngine` in blocks of
+Each file is read in chunks, resampled to the models' rate and back when needed
+(soxr, streaming), run through the chain (:class:`~ampnet.host.chain.Chain`) in blocks of
 ``blocksize`` frames, and written to a temporary file that is renamed to the
 output only once complete. Memory stays flat whatever the file's length.
 """
@@ -17,9 +17,8 @@ import soundfile as sf
 import soxr
 from tqdm import tqdm
 
-from ampnet.engine import LSTMEngine
 from ampnet.errors import AmpnetError
-from ampnet.formats import load_model
+from ampnet.host.preset import load_spec
 from ampnet.io.audio import find_audio_inputs, format_for_path, open_audio, output_subtype
 from ampnet.io.files import atomic_output
 
@@ -70,8 +69,9 @@ def plan_jobs(inputs, output=None, out_dir=None, overwrite=False):
     return jobs, failures
 
 
-def render_file(model, job, blocksize=64, subtype=None, progress=None):
-    """Render ``job.source`` through ``model`` into ``job.target``.
+def render_file(spec, job, blocksize=64, subtype=None, progress=None):
+    """Render ``job.source`` through ``spec`` (a :class:`~ampnet.host.preset.ChainSpec`)
+    into ``job.target``.
 
     The output has the input's sample rate, channels, length and (unless
     ``subtype`` is given) subtype. ``progress(frames)`` is called after each chunk
@@ -82,12 +82,12 @@ def render_file(model, job, blocksize=64, subtype=None, progress=None):
         rate, channels, frames = src.samplerate, src.channels, src.frames
         fmt = format_for_path(job.target)
         out_subtype = output_subtype(fmt, subtype, src.subtype)
-        model_rate = int(round(model.sample_rate))
+        model_rate = int(round(spec.sample_rate or rate))
         resample = rate != model_rate
         if resample:
             notes.append(f"{rate} Hz input resampled to the model's {model_rate} Hz and back (soxr HQ)")
         clip = out_subtype.startswith("PCM") or out_subtype in ("ULAW", "ALAW")
-        engine = LSTMEngine(model, channels=channels)
+        engine = spec.build(model_rate, channels=channels, max_block=blocksize)
         to_model = soxr.ResampleStream(rate, model_rate, channels, dtype="float32") if resample else None
         from_model = soxr.ResampleStream(model_rate, rate, channels, dtype="float32") if resample else None
         job.target.parent.mkdir(parents=True, exist_ok=True)
@@ -133,12 +133,14 @@ def _process_chunk(engine, chunk, blocksize, to_model, from_model, last):
     return np.ascontiguousarray(out)
 
 
-def render_batch(model_path, jobs, blocksize=64, subtype=None, job_count=1, show_progress=None):
+def render_batch(spec_path, jobs, blocksize=64, subtype=None, job_count=1, show_progress=None,
+                 params=()):
     """Render every job, ``job_count`` files at a time in separate processes.
 
     Shows a progress bar per file and one for the batch (``show_progress=None``:
     only on a terminal). Returns the list of :class:`RenderResult`, one per job,
-    in order; a failing file does not stop the others.
+    in order; a failing file does not stop the others. ``params`` are ``NAME=VALUE``
+    knob settings (``--param``).
     """
     disable = None if show_progress is None else not show_progress  # None: terminal only
     total_frames = {i: _frames_or_zero(job.source) for i, job in enumerate(jobs)}
@@ -162,9 +164,9 @@ def render_batch(model_path, jobs, blocksize=64, subtype=None, job_count=1, show
 
     results = [None] * len(jobs)
     if job_count <= 1 or len(jobs) <= 1:
-        model = load_model(model_path)
+        spec = load_spec(spec_path, params)
         for i, job in enumerate(jobs):
-            results[i] = _render_safely(model, job, blocksize, subtype,
+            results[i] = _render_safely(spec, job, blocksize, subtype,
                                         lambda frames, i=i: on_progress(i, frames))
             finish(i)
     else:
@@ -176,7 +178,7 @@ def render_batch(model_path, jobs, blocksize=64, subtype=None, job_count=1, show
             pump.start()
             with concurrent.futures.ProcessPoolExecutor(job_count, mp_context=context,
                                                         initializer=_worker_init,
-                                                        initargs=(str(model_path),)) as pool:
+                                                        initargs=(str(spec_path), params)) as pool:
                 futures = {pool.submit(_worker_render, i, job, blocksize, subtype, queue): i
                            for i, job in enumerate(jobs)}
                 for future in concurrent.futures.as_completed(futures):
@@ -197,25 +199,25 @@ def _frames_or_zero(path):
         return 0
 
 
-def _render_safely(model, job, blocksize, subtype, progress):
+def _render_safely(spec, job, blocksize, subtype, progress):
     try:
-        return render_file(model, job, blocksize, subtype, progress)
+        return render_file(spec, job, blocksize, subtype, progress)
     except AmpnetError as err:
         return RenderResult(job, error=str(err))
     except (sf.LibsndfileError, RuntimeError, OSError) as err:
         return RenderResult(job, error=f"{job.source}: failed while rendering ({err})")
 
 
-_worker_model = None
+_worker_spec = None
 
 
-def _worker_init(model_path):
-    global _worker_model
-    _worker_model = load_model(model_path)
+def _worker_init(spec_path, params):
+    global _worker_spec
+    _worker_spec = load_spec(spec_path, params)
 
 
 def _worker_render(index, job, blocksize, subtype, queue):
-    return _render_safely(_worker_model, job, blocksize, subtype,
+    return _render_safely(_worker_spec, job, blocksize, subtype,
                           lambda frames: queue.put((index, frames)))
 
 

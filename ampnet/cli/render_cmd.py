@@ -1,18 +1,19 @@
-"""``ampnet render MODEL INPUT... (-o OUTPUT | --out-dir DIR)``"""
+"""``ampnet render MODEL|PRESET INPUT... (-o OUTPUT | --out-dir DIR)``"""
 
 import os
 import sys
 import time
 
-from ampnet.formats import load_model
+from ampnet.host.preset import load_spec
 from ampnet.render import plan_jobs, render_batch, summary_line
 
 
 def add_parser(sub):
-    p = sub.add_parser("render", help="render audio files through a model",
-                       description="Render audio files through a model. Outputs keep each input's "
-                                   "sample rate, channels, length and subtype.")
-    p.add_argument("model", help="model file (.json)")
+    p = sub.add_parser("render", help="render audio files through a model or a preset",
+                       description="Render audio files through a model or a preset's chain. Outputs "
+                                   "keep each input's sample rate, channels, length and subtype.")
+    p.add_argument("model", metavar="MODEL|PRESET",
+                   help="model file (ampnet, .nam, AIDA-X/RTNeural, GuitarML) or preset (.toml)")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files or folders (recursive)")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("-o", "--output", help="output file (one input only)")
@@ -22,15 +23,18 @@ def add_parser(sub):
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--jobs", type=_positive_int, default=1,
                    help=f"files rendered in parallel processes (this machine has {os.cpu_count()} cores)")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="a knob value of a conditioned model, e.g. --param gain=0.7 (repeatable)")
     p.add_argument("--subtype", help="output subtype, e.g. PCM_24 or FLOAT (default: the input's)")
     p.set_defaults(run=run)
 
 
 def run(args):
-    load_model(args.model)  # a broken model fails once, before any file
+    load_spec(args.model, args.param)  # a broken model or preset fails once, before any file
     jobs, failures = plan_jobs(args.inputs, args.output, args.out_dir, args.overwrite)
     start = time.perf_counter()
-    results = render_batch(args.model, jobs, args.blocksize, args.subtype, args.jobs) if jobs else []
+    results = render_batch(args.model, jobs, args.blocksize, args.subtype, args.jobs,
+                           params=args.param) if jobs else []
     wall = time.perf_counter() - start
     results = failures + results
     for result in results:

@@ -102,12 +102,13 @@ def lstm_run(y, params, f, state, s, smooth):
         lstm_kernel._run_channel(y, y, params, state)
         s[0] = (s[0] + frames) % KNOB_STEP
         return
+    step = 1.0 - (1.0 - smooth) ** KNOB_STEP  # the same glide time as per-sample smoothing
     start = 0
     while start < frames:
         phase = int(s[0])
         if phase == 0:
             for k in range(knobs):
-                s[1 + k] = _approach(s[1 + k], f[1 + k], smooth)
+                s[1 + k] = _approach(s[1 + k], f[1 + k], step)
                 params[lstm_kernel.KNOBS + k] = s[1 + k]
         count = min(KNOB_STEP - phase, frames - start)
         part = y[start:start + count]

@@ -141,7 +141,7 @@ class NeuralModel(Processor):
         self.model, self.path, self.normalize = model, path, bool(normalize)
         self.PARAMS = {k.name: Param(k.default, k.minimum, k.maximum, "(knob)") for k in model.knobs}
         super().__init__(**knob_values)
-        self.norm_gain = 1.0
+        self.norm_gain = None  # set by prepare()
 
     @property
     def label(self):
@@ -151,13 +151,17 @@ class NeuralModel(Processor):
         return float(self.model.sample_rate)
 
     def prepare(self):
-        """Measure the model's loudness once (when normalising); returns the gain in dB."""
-        if self.normalize:
-            from ampnet.host.loudness import model_loudness_dbfs
-            self.norm_gain = 10 ** ((LOUDNESS_TARGET_DBFS - model_loudness_dbfs(self.model, self.values)) / 20)
+        """Measure the model's loudness (once, when normalising); returns the gain in dB."""
+        if self.norm_gain is None:
+            self.norm_gain = 1.0
+            if self.normalize:
+                from ampnet.host.loudness import model_loudness_dbfs
+                level = model_loudness_dbfs(self.model, self.values)
+                self.norm_gain = 10 ** ((LOUDNESS_TARGET_DBFS - level) / 20)
         return 20 * math.log10(self.norm_gain)
 
     def constants(self, rate):
+        self.prepare()
         params = pack_params(self.model)
         params[2] *= self.norm_gain  # the header's output gain
         return params
