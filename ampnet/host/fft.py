@@ -14,6 +14,8 @@ transforms per sample, so the multiply-accumulate of spectra dominates anyway.
 import numba
 import numpy as np
 
+_U = numba.uint64  # unsigned indices: no negative-index wraparound, so loops vectorise
+
 
 def fft_tables(n):
     """``(twiddle_re, twiddle_im, bit_reverse)`` for an ``n``-point forward transform."""
@@ -48,12 +50,14 @@ def fft_inplace(re, im, twiddle_re, twiddle_im, bit_reverse, inverse):
     sign = np.float32(-1.0) if inverse else np.float32(1.0)
     half = 1
     while half < n:
+        tw = _U(half - 1)
         for start in range(0, n, 2 * half):
             for k in range(half):
-                wr = twiddle_re[half - 1 + k]
-                wi = sign * twiddle_im[half - 1 + k]
-                a = start + k
-                b = a + half
+                uk = _U(k)
+                wr = twiddle_re[tw + uk]
+                wi = sign * twiddle_im[tw + uk]
+                a = _U(start) + uk
+                b = a + _U(half)
                 tr = re[b] * wr - im[b] * wi
                 ti = re[b] * wi + im[b] * wr
                 re[b] = re[a] - tr

@@ -33,7 +33,10 @@ from ampnet.host.fft import fft_inplace
 GAIN, GATE, LSTM, BIQUADS, CONVOLVER, MIX = range(6)
 KIND, F32, F32_LEN, F64, F64_LEN, S32, S32_LEN, S64, S64_LEN = range(9)
 F64_HEADER, S64_HEADER = 2, 1  # [wet_target, smoothing] and [wet]
+_U = numba.uint64  # unsigned indices: no negative-index wraparound, so loops vectorise
 KNOB_STEP = 16  # knob values move every KNOB_STEP samples (the LSTM runs in sub-blocks)
+MAX_PARTITION = 4096  # the convolver's largest partition (samples)
+_SPECTRUM = 4097  # MAX_PARTITION + 1 bins, a literal for the stack buffers
 _SNAP = 1e-7  # a smoothed value this close to its target takes the target
 
 
@@ -145,7 +148,7 @@ def biquads_run(y, f, s, smooth):
         c[0], c[1], c[2], c[3], c[4], c[5], c[6] = b0, b1, b2, a1, a2, z1, z2
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, fastmath={"contract"}, error_model="numpy")
 def convolver_run(y, f, fa, s, sa):
     """Zero-latency partitioned convolution with an impulse response ``h``.
 
@@ -175,6 +178,8 @@ def convolver_run(y, f, fa, s, sa):
     work_re = s[w:w + N]
     work_im = s[w + N:w + 2 * N]
     pos, slot = int(sa[0]), int(sa[1])
+    acc = numba.carray(lstm_kernel._stack_float32(_SPECTRUM), _SPECTRUM)
+    acc_im = numba.carray(lstm_kernel._stack_float32(_SPECTRUM), _SPECTRUM)
     start = 0
     frames = y.shape[0]
     while start < frames:
@@ -182,12 +187,17 @@ def convolver_run(y, f, fa, s, sa):
         out = y[start:start + count]
         for i in range(count):
             history[P + pos + i] = out[i]
-            out[i] = tail[pos + i]
+        # Direct taps, summed in a stack buffer: it cannot alias the history, so the
+        # loop over outputs vectorises.
+        for i in range(count):
+            acc[i] = tail[_U(pos + i)]
         for k in range(P):
             hk = head[k]
-            base = P + pos - k
+            base = _U(P + pos - k)
             for i in range(count):
-                out[i] += hk * history[base + i]
+                acc[_U(i)] += hk * history[base + _U(i)]
+        for i in range(count):
+            out[i] = acc[i]
         pos += count
         start += count
         if pos < P:
@@ -202,17 +212,21 @@ def convolver_run(y, f, fa, s, sa):
             for b in range(B):
                 x_re[slot * B + b] = work_re[b]
                 x_im[slot * B + b] = work_im[b]
-            for b in range(B):
-                work_re[b] = 0.0
-                work_im[b] = 0.0
+            for b in range(B):  # sums in stack buffers, which alias nothing: vectorises
+                acc[b] = 0.0
+                acc_im[b] = 0.0
             for m in range(M):
-                src = ((slot - m + M) % M) * B
-                hm = m * B
+                src = _U(((slot - m + M) % M) * B)
+                hm = _U(m * B)
                 for b in range(B):
-                    hr, hi = h_re[hm + b], h_im[hm + b]
-                    xr, xi = x_re[src + b], x_im[src + b]
-                    work_re[b] += hr * xr - hi * xi
-                    work_im[b] += hr * xi + hi * xr
+                    ub = _U(b)
+                    hr, hi = h_re[hm + ub], h_im[hm + ub]
+                    xr, xi = x_re[src + ub], x_im[src + ub]
+                    acc[ub] += hr * xr - hi * xi
+                    acc_im[ub] += hr * xi + hi * xr
+            for b in range(B):
+                work_re[b] = acc[b]
+                work_im[b] = acc_im[b]
             for b in range(1, P):
                 work_re[N - b] = work_re[b]
                 work_im[N - b] = -work_im[b]

@@ -272,7 +272,7 @@ class Cabinet(Processor):
 
     kind, type_name = kernels.CONVOLVER, "cabinet"
     PARAMS = {"level_db": Param(0.0, -48.0, 24.0, "dB", live=False),
-              "partition": Param(256, 16, 4096, "samples", live=False)}
+              "partition": Param(256, 16, kernels.MAX_PARTITION, "samples", live=False)}
 
     def __init__(self, path, normalize=True, **values):
         super().__init__(**values)
