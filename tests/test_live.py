@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ampnet.engine import LSTMEngine
-from ampnet.formats import load_model, save_model
+from ampnet.formats import save_model
+from ampnet.host.preset import load_spec
 from tests import jack_server
 from tests.signals import guitar_like, random_model
 
@@ -109,13 +109,31 @@ def model_path(tmp_path_factory):
     return path
 
 
-def test_live_output_equals_render(server, model_path):
+@pytest.fixture(scope="module")
+def preset_path(model_path):
+    """A chain: gate, the model, EQ, a 100 ms cabinet IR, DC blocker."""
+    folder = model_path.parent
+    t = np.arange(RATE // 10) / RATE
+    ir = np.random.default_rng(0).standard_normal(t.size) * np.exp(-t / 0.02)
+    sf.write(str(folder / "cab.wav"), (0.5 * ir).astype(np.float32), RATE, subtype="FLOAT")
+    path = folder / "rig.toml"
+    path.write_text("[[chain]]\ntype = 'gate'\nthreshold_db = -90\n"
+                    "[[chain]]\ntype = 'model'\npath = 'model.json'\n"
+                    "[[chain]]\ntype = 'eq'\nbass_db = 4\ntreble_db = -3\n"
+                    "[[chain]]\ntype = 'cabinet'\npath = 'cab.wav'\n"
+                    "[[chain]]\ntype = 'dc_blocker'\n")
+    return path
+
+
+@pytest.mark.parametrize("what", ["model", "preset"])
+def test_live_output_equals_render(server, model_path, preset_path, what):
+    path = model_path if what == "model" else preset_path
     block = server.blocksize
     music = guitar_like(3.0, seed=8)
     signal_in = np.concatenate([np.zeros(LEAD, np.float32), music])
     harness = Harness(server, signal_in, record_seconds=4.5)
     try:
-        live = start_live(server, model_path, "--blocksize", str(block), "--duration", "8")
+        live = start_live(server, path, "--blocksize", str(block), "--duration", "8")
         wait_until_streaming(live)
         harness.wire()
         while harness.position < signal_in.size + RATE:
@@ -129,7 +147,8 @@ def test_live_output_equals_render(server, model_path):
     # Bounded, not zero: this machine stalls now and then, and JACK reports an xrun to every
     # client when any client (this Python harness too) is late.
     assert xruns <= 0.2 * callbacks
-    expected = LSTMEngine(load_model(model_path)).process(
+    spec = load_spec(path)
+    expected = spec.build(spec.sample_rate).process(
         np.concatenate([np.zeros(4 * RATE, np.float32), signal_in]))[4 * RATE:]
     recorded = harness.recording[:harness.recorded]
     n = expected.size - 4 * block

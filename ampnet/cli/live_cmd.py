@@ -1,13 +1,15 @@
-"""``ampnet live MODEL``: play through a model in real time."""
+"""``ampnet live MODEL|PRESET``: play through a model or a preset's chain in real time."""
 
 from ampnet.errors import AmpnetError
-from ampnet.formats import load_model
+from ampnet.host.preset import load_spec
 
 
 def add_parser(sub):
-    p = sub.add_parser("live", help="play through a model in real time",
-                       description="Run a model on an audio interface: guitar in, model out.")
-    p.add_argument("model", help="model file")
+    p = sub.add_parser("live", help="play through a model or a preset in real time",
+                       description="Run a model or a preset's chain on an audio interface: guitar "
+                                   "in, processed sound out. On a terminal, keys 1-9 bypass the "
+                                   "chain's processors.")
+    p.add_argument("model", metavar="MODEL|PRESET", help="model file or preset (.toml)")
     p.add_argument("--device", help="device index or name, for both input and output")
     p.add_argument("--input-device", help="input device index or name (default: the system's)")
     p.add_argument("--output-device", help="output device index or name (default: the system's)")
@@ -21,6 +23,8 @@ def add_parser(sub):
     p.add_argument("--latency", default="low", help="low, high or seconds (PortAudio's latency hint)")
     p.add_argument("--input-gain", type=float, default=0.0, help="dB before the model")
     p.add_argument("--output-gain", type=float, default=0.0, help="dB after the model")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="a knob value of a conditioned model, e.g. --param gain=0.7 (repeatable)")
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument("--record", help="also write the processed output to this file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --record file")
@@ -30,7 +34,7 @@ def add_parser(sub):
 def run(args):
     from ampnet.live.session import LiveOptions, LiveSession
 
-    model = load_model(args.model)
+    spec = load_spec(args.model, args.param)
     try:
         outputs = [int(c) for c in args.output_channels.split(",") if c.strip()]
     except ValueError:
@@ -43,7 +47,7 @@ def run(args):
                           blocksize=args.blocksize, samplerate=args.samplerate, latency=latency,
                           input_gain_db=args.input_gain, output_gain_db=args.output_gain,
                           duration=args.duration, record=args.record, overwrite=args.overwrite)
-    summary = LiveSession(model, options).run()
+    summary = LiveSession(spec, options).run()
     period = summary["block_period_ms"]
     print(f"stopped ({summary['stopped_because']}) after {summary['seconds']:.1f} s: "
           f"{summary['callbacks']} callbacks, {summary['xruns']} xruns "

@@ -13,7 +13,7 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ampnet.engine.lstm_kernel import _run_channel
+from ampnet.host.kernels import run_chain_channel
 
 # Slots of ``stats``.
 CALLBACKS, XRUNS, PEAK_IN, PEAK_OUT, LAST_CYCLES, MAX_CYCLES, RING_WRITTEN, OVERSIZED = range(8)
@@ -32,27 +32,29 @@ def cycle_counter(typingctx):
 
 
 @numba.njit(cache=True, error_model="numpy")
-def run_block(indata, outdata, in_channel, out_mask, in_gain, out_gain, params, state,
-              mono, ring, stats, status_flags):
+def run_block(indata, outdata, in_channel, out_mask, in_gain, out_gain, scratch, table, f32,
+              f64, s32, s64, ring, stats, status_flags):
     """One callback: ``indata``/``outdata`` are ``(frames, channels)`` float32 from
-    sounddevice; ``out_mask[c]`` is 1 for output channels that get the model."""
+    sounddevice; ``out_mask[c]`` is 1 for output channels that get the chain's output;
+    ``scratch`` is ``(3, max_block)``; ``table`` ... ``s64`` are the chain's arrays
+    (:meth:`ampnet.host.chain.Chain.kernel_arrays`)."""
     start = cycle_counter()
     frames = indata.shape[0]
     stats[CALLBACKS] += 1.0
     if status_flags != 0:
         stats[XRUNS] += 1.0
     outdata[:] = 0.0
-    if frames > mono.shape[0]:
+    if frames > scratch.shape[1]:
         stats[OVERSIZED] += 1.0
         return
-    block = mono[:frames]
+    block = scratch[0, :frames]
     peak = stats[PEAK_IN]
     for n in range(frames):
         v = indata[n, in_channel] * in_gain
         block[n] = v
         peak = max(peak, abs(v))
     stats[PEAK_IN] = peak
-    _run_channel(block, block, params, state)
+    run_chain_channel(block, scratch[1, :frames], scratch[2, :frames], 0, table, f32, f64, s32, s64)
     peak = stats[PEAK_OUT]
     written = int(stats[RING_WRITTEN])
     size = ring.shape[0]

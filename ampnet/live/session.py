@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ampnet.engine import LSTMEngine
+from ampnet.engine.lstm_engine import aligned_zeros
 from ampnet.errors import AmpnetError
 from ampnet.io.files import atomic_output
 from ampnet.live import rt_kernel
@@ -47,24 +47,28 @@ class LiveOptions:
 
 
 class LiveSession:
-    def __init__(self, model, options: LiveOptions):
-        self.model, self.options = model, options
+    """Plays a chain (:class:`~ampnet.host.preset.ChainSpec`: a preset, or one model)."""
+
+    def __init__(self, spec, options: LiveOptions):
+        self.spec, self.options = spec, options
         self.sd = import_sounddevice()
         self.stop_event = threading.Event()
         self.stop_reason = ""
         self.stats = np.zeros(rt_kernel.STATS_SIZE)
-        self.ring = np.zeros(int(RING_SECONDS * model.sample_rate), dtype=np.float32)
+        self.rate = float(options.samplerate or spec.sample_rate or 48000)
+        self.ring = np.zeros(int(RING_SECONDS * self.rate), dtype=np.float32)
+        self.chain = None
         self.recorded_frames = 0
         self.lost_frames = 0
 
     def run(self):
         """Stream until stopped; returns a summary dict."""
         sd, o = self.sd, self.options
-        rate = float(o.samplerate or self.model.sample_rate)
-        if rate != self.model.sample_rate:
+        rate, model_rate = self.rate, self.spec.sample_rate
+        if model_rate is not None and rate != model_rate:
             raise AmpnetError(f"the device would run at {rate:g} Hz but the model was trained at "
-                              f"{self.model.sample_rate:g} Hz; in-stream resampling is not available "
-                              f"yet: run the device at {self.model.sample_rate:g} Hz")
+                              f"{model_rate:g} Hz; in-stream resampling is not available "
+                              f"yet: run the device at {model_rate:g} Hz")
         in_dev = resolve_device(sd, o.input_device, "input")
         out_dev = resolve_device(sd, o.output_device, "output")
         in_info, out_info = sd.query_devices(in_dev), sd.query_devices(out_dev)
@@ -85,23 +89,24 @@ class LiveSession:
         if o.blocksize > MAX_BLOCK:
             raise AmpnetError(f"--blocksize {o.blocksize} is larger than {MAX_BLOCK}")
 
-        engine = LSTMEngine(self.model)
-        params, state = engine.kernel_arrays()
-        mono = np.zeros(MAX_BLOCK, dtype=np.float32)
+        chain = self.chain = self.spec.build(rate, max_block=MAX_BLOCK)
+        arrays = chain.kernel_arrays()
+        scratch = aligned_zeros((3, MAX_BLOCK))
         out_mask = np.zeros(n_out, dtype=np.int64)
         out_mask[[c - 1 for c in out_channels]] = 1
         in_gain = np.float32(10 ** (o.input_gain_db / 20))
         out_gain = np.float32(10 ** (o.output_gain_db / 20))
         in_index = o.input_channel - 1
         block = _warm_kernel((o.blocksize or 256, n_in, n_out), in_index, out_mask, in_gain,
-                             out_gain, params, state, mono, self.ring, self.stats)
-        engine.reset()
+                             out_gain, scratch, arrays, self.ring, self.stats)
+        chain.reset()
         self.stats[:] = 0.0
         stats, ring = self.stats, self.ring
+        table, f32, f64, s32, s64 = arrays
 
         def callback(indata, outdata, frames, time_info, status):
-            block(indata, outdata, in_index, out_mask, in_gain, out_gain, params, state, mono,
-                  ring, stats, status._flags)
+            block(indata, outdata, in_index, out_mask, in_gain, out_gain, scratch, table, f32, f64,
+                  s32, s64, ring, stats, status._flags)
 
         cycles_per_second = _measure_cycle_rate()
         try:
@@ -113,10 +118,15 @@ class LiveSession:
 
         writer = _RecordWriter(self, o.record, rate, o.overwrite) if o.record else None
         status = _StatusPrinter(self, stream, cycles_per_second, o.blocksize, rate, o.status_interval)
+        keys = _KeyControl(chain) if sys.stdin.isatty() else None
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-        print(f"ampnet live: {self.model.name} | in: {in_info['name']} ch {o.input_channel} | "
+        print(f"ampnet live: {self.spec.name} | in: {in_info['name']} ch {o.input_channel} | "
               f"out: {out_info['name']} ch {','.join(map(str, out_channels))} | {rate:g} Hz, "
               f"block {o.blocksize} | Ctrl-C to stop", flush=True)
+        for line in chain.describe():
+            print("  " + line, flush=True)
+        if keys:
+            print(f"  keys 1-{min(9, len(chain.processors))}: bypass that processor on/off", flush=True)
         gc.collect()
         gc.freeze()
         gc.disable()
@@ -128,6 +138,8 @@ class LiveSession:
                       f"output {1000 * latency[1]:.1f} ms", flush=True)
                 if writer:
                     writer.start()
+                if keys:
+                    keys.start()
                 status.start()
                 if not self.stop_event.wait(o.duration):
                     self.stop_reason = "duration elapsed"
@@ -139,6 +151,8 @@ class LiveSession:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
             status.stop()
+            if keys:
+                keys.stop()
             if writer:
                 writer.stop()
         durations = self._durations(cycles_per_second)
@@ -171,7 +185,7 @@ class LiveSession:
             self.stop_event.set()
 
 
-def _warm_kernel(shape, in_index, out_mask, in_gain, out_gain, params, state, mono, ring, stats):
+def _warm_kernel(shape, in_index, out_mask, in_gain, out_gain, scratch, arrays, ring, stats):
     """Compile (or load) ``run_block`` for sounddevice's array types and return its
     compiled entry point, so the callback neither dispatches nor compiles."""
     import cffi
@@ -179,13 +193,12 @@ def _warm_kernel(shape, in_index, out_mask, in_gain, out_gain, params, state, mo
     ffi = cffi.FFI()
     frames, n_in, n_out = shape
     buffers = [ffi.new("float[]", frames * n) for n in (n_in, n_out)]
-    arrays = []
+    io = []
     for buf, n in zip(buffers, (n_in, n_out)):
         array = np.frombuffer(ffi.buffer(buf), dtype=np.float32)  # as sounddevice builds them
         array.shape = -1, n
-        arrays.append(array)
-    args = (arrays[0], arrays[1], in_index, out_mask, in_gain, out_gain, params, state, mono,
-            ring, stats, 0)
+        io.append(array)
+    args = (io[0], io[1], in_index, out_mask, in_gain, out_gain, scratch, *arrays, ring, stats, 0)
     rt_kernel.run_block(*args)
     signature = tuple(rt_kernel.run_block.typeof_pyval(a) for a in args)
     return rt_kernel.run_block.overloads[signature].entry_point
@@ -237,6 +250,45 @@ class _StatusPrinter(threading.Thread):
             self.join()
         if self.tty:
             print()
+
+
+class _KeyControl(threading.Thread):
+    """Keys 1-9 toggle the bypass of that processor of the chain (a glide, never a
+    click: the callback crossfades). Runs only on a terminal, in cbreak mode."""
+
+    def __init__(self, chain):
+        super().__init__(daemon=True)
+        self.chain = chain
+        self.done = threading.Event()
+        self.saved = None
+
+    def run(self):
+        import select
+        import termios
+        import tty
+
+        fd = sys.stdin.fileno()
+        self.saved = termios.tcgetattr(fd)
+        tty.setcbreak(fd)
+        while not self.done.is_set():
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if not ready:
+                continue
+            key = sys.stdin.read(1)
+            if key.isdigit() and 1 <= int(key) <= len(self.chain.processors):
+                index = int(key) - 1
+                bypass = not self.chain.bypassed(index)
+                self.chain.set_bypass(index, bypass)
+                label = self.chain.processors[index].label
+                print(f"\n[{key}] {label}: {'bypassed' if bypass else 'on'}", flush=True)
+
+    def stop(self):
+        self.done.set()
+        if self.is_alive():
+            self.join()
+        if self.saved is not None:
+            import termios
+            termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, self.saved)
 
 
 class _RecordWriter(threading.Thread):
