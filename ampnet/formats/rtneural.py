@@ -91,7 +91,21 @@ def model_from_keras(doc, path) -> LSTMModel:
         head_bias=(head_bias / np.float32(in_gain)).astype(np.float32),
         sample_rate=float(rate) if rate else DEFAULT_RATE, skip=bool(skip),
         input_scale=in_gain, output_gain=out_gain * in_gain,
-        knobs=[Knob(f"param{i}") for i in range(1, n_in)], metadata=metadata)
+        knobs=_keras_knobs(meta, n_in - 1), metadata=metadata)
+
+
+def _keras_knobs(meta, count):
+    """Knobs named as ampnet's AIDA-X export records them (``metadata.knobs``), else
+    ``param1``, ``param2``... with range 0-1 and default 0.5."""
+    stored = meta.get("knobs")
+    try:
+        knobs = [Knob(str(k["name"]), float(k["default"]), float(k["minimum"]), float(k["maximum"]))
+                 for k in stored]
+        if len(knobs) == count:
+            return knobs
+    except (TypeError, KeyError, ValueError):
+        pass
+    return [Knob(f"param{i}") for i in range(1, count + 1)]
 
 
 def model_from_state_dict(doc, path) -> LSTMModel:

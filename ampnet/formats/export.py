@@ -1,0 +1,127 @@
+"""Export ampnet models to the formats other players load: NAM ``.nam`` (LSTM) and
+AIDA-X (RTNeural Keras-style JSON). Layouts: ``../shared/docs/model-formats.md``
+sections 1-3, mirrored by the importers :mod:`nam` and :mod:`rtneural`.
+
+What the target cannot express is folded into the weights where that is exact up
+to float32 rounding, or refused with the reason:
+
+- input scale: multiplies the audio column of the first layer's input weights
+  (``W_ih[:, 0] * s``; the knob columns are untouched);
+- output gain: multiplies the head (NAM, AIDA-X without skip) or becomes AIDA-X's
+  ``out_gain`` in dB (with skip, where the input passes the gain too);
+- skip: NAM's LSTM has none, so a model with the skip cannot become ``.nam``;
+- AIDA-X runs one LSTM layer with H in {8, 12, 16, 20, 24, 32, 40, 64, 80} and
+  starts from zero state; NAM plugins feed one input, so knobs cannot go to ``.nam``.
+"""
+
+import dataclasses
+import math
+
+import numpy as np
+
+from ampnet import __version__
+from ampnet.errors import AmpnetError
+from ampnet.formats.model import LSTMModel
+
+NAM_VERSION = "0.5.4"  # NeuralAmpModelerCore loads 0.5.0 to 0.7.0
+AIDAX_HIDDEN_SIZES = (8, 12, 16, 20, 24, 32, 40, 64, 80)
+NAM_METADATA = ("modeled_by", "gear_type", "gear_make", "gear_model", "tone_type", "gain",
+                "input_level_dbu", "output_level_dbu")
+
+
+class ExportError(AmpnetError):
+    """The model cannot be written in the target format; says why and what to do."""
+
+
+def _input_weights(model: LSTMModel, layer_index):
+    """``W_ih`` of a layer with the input scale folded into layer 0's audio column."""
+    weight = model.layers[layer_index].weight_ih.astype(np.float64)
+    if layer_index == 0:
+        weight[:, 0] *= model.input_scale
+    return weight
+
+
+def to_nam(model: LSTMModel) -> dict:
+    """A ``.nam`` document (architecture LSTM) with the same output as ``model``."""
+    if model.skip:
+        raise ExportError("NAM's LSTM has no skip path, and this model adds its input to its output, "
+                          "so it cannot be written as .nam exactly; for the NAM plugin, train with "
+                          "`ampnet train --no-skip`")
+    if model.knobs:
+        raise ExportError(f"this model has knob inputs ({', '.join(k.name for k in model.knobs)}); "
+                          "the NAM plugin feeds the audio only; export to AIDA-X instead (--to aidax)")
+    hidden = model.hidden_size
+    initial_h = model.initial_h if model.initial_h is not None else np.zeros((model.num_layers, hidden))
+    initial_c = model.initial_c if model.initial_c is not None else np.zeros((model.num_layers, hidden))
+    weights = []
+    for i, layer in enumerate(model.layers):
+        stacked = np.concatenate([_input_weights(model, i), layer.weight_hh], axis=1)
+        weights += [stacked.ravel(), (layer.bias_ih.astype(np.float64) + layer.bias_hh),
+                    initial_h[i], initial_c[i]]
+    weights += [model.head_weight.ravel() * float(model.output_gain),
+                model.head_bias * float(model.output_gain)]
+    metadata = {"name": model.name}
+    for key in NAM_METADATA:
+        if model.metadata.get(key) is not None:
+            metadata[key] = model.metadata[key]
+    return {"version": NAM_VERSION, "architecture": "LSTM",
+            "config": {"input_size": 1, "hidden_size": hidden, "num_layers": model.num_layers},
+            "weights": [float(np.float32(v)) for part in weights for v in np.ravel(part)],
+            "sample_rate": float(model.sample_rate), "metadata": metadata}
+
+
+def to_aidax(model: LSTMModel, probe=None) -> tuple[dict, list]:
+    """An AIDA-X JSON document and a list of notes (what was dropped, and why).
+    ``probe`` (float32, up to 2048 samples) becomes ``input_batch``/``output_batch``,
+    the reference output AIDA-X files carry."""
+    if model.num_layers != 1:
+        raise ExportError(f"AIDA-X runs one LSTM layer; this model has {model.num_layers}; "
+                          "train with --layers 1 for AIDA-X")
+    if model.hidden_size not in AIDAX_HIDDEN_SIZES:
+        raise ExportError(f"AIDA-X runs hidden sizes {', '.join(map(str, AIDAX_HIDDEN_SIZES))}; this "
+                          f"model has {model.hidden_size}; train with one of those (--hidden)")
+    if model.input_size > 3:
+        raise ExportError(f"AIDA-X takes at most 2 knobs; this model has {len(model.knobs)}")
+    notes = []
+    gain = float(model.output_gain)
+    head_weight, head_bias = model.head_weight.astype(np.float64), model.head_bias.astype(np.float64)
+    if model.skip:
+        if gain <= 0:
+            raise ExportError(f"output gain {gain:g} with the skip path cannot be expressed in AIDA-X "
+                              "(out_gain is in dB)")
+        out_gain_db = 20 * math.log10(gain)
+    else:
+        head_weight, head_bias, out_gain_db = head_weight * gain, head_bias * gain, 0.0
+    if model.initial_h is not None and np.any(model.initial_h):
+        notes.append("the stored initial state is dropped: AIDA-X starts from zero and runs "
+                     "2048 zeros through the model first")
+    layer = model.layers[0]
+    doc = {
+        "in_shape": [None, None, model.input_size],
+        "in_skip": 1 if model.skip else 0,
+        "in_gain": 0.0,
+        "out_gain": out_gain_db,
+        "layers": [
+            {"type": "lstm", "activation": "", "shape": [None, None, model.hidden_size],
+             "weights": [_nested(_input_weights(model, 0).T), _nested(layer.weight_hh.T),
+                         _nested(layer.bias_ih.astype(np.float64) + layer.bias_hh)]},
+            {"type": "dense", "activation": "", "shape": [None, None, 1],
+             "weights": [_nested(head_weight.T), _nested(head_bias)]},
+        ],
+        "metadata": {"name": model.name, "samplerate": str(int(round(model.sample_rate))),
+                     "source": f"ampnet {__version__}",
+                     **{k: model.metadata[k] for k in ("author", "esr") if model.metadata.get(k) is not None}},
+    }
+    if model.knobs:  # AIDA-X has no names or defaults for its knob inputs; ampnet reads these back
+        doc["metadata"]["knobs"] = [dataclasses.asdict(k) for k in model.knobs]
+    if probe is not None and not model.knobs:
+        from ampnet.engine import LSTMEngine
+
+        zero_state = dataclasses.replace(model, initial_h=None, initial_c=None)
+        doc["input_batch"] = [float(v) for v in probe]
+        doc["output_batch"] = [float(v) for v in LSTMEngine(zero_state).process(probe.copy())]
+    return doc, notes
+
+
+def _nested(array):
+    return np.asarray(array, dtype=np.float32).astype(np.float64).tolist()
