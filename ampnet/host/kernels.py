@@ -28,15 +28,16 @@ import numba
 import numpy as np
 
 from ampnet.engine import lstm_kernel
-from ampnet.host.fft import fft_inplace
+from ampnet.host.fft import irfft, rfft
 
 GAIN, GATE, LSTM, BIQUADS, CONVOLVER, MIX = range(6)
 KIND, F32, F32_LEN, F64, F64_LEN, S32, S32_LEN, S64, S64_LEN = range(9)
 F64_HEADER, S64_HEADER = 2, 1  # [wet_target, smoothing] and [wet]
 _U = numba.uint64  # unsigned indices: no negative-index wraparound, so loops vectorise
 KNOB_STEP = 16  # knob values move every KNOB_STEP samples (the LSTM runs in sub-blocks)
-MAX_PARTITION = 4096  # the convolver's largest partition (samples)
+MAX_PARTITION = 4096  # the convolver's largest partition, level 2 included (samples)
 _SPECTRUM = 4097  # MAX_PARTITION + 1 bins, a literal for the stack buffers
+MAX_LEVELS = 4  # partition sizes of the convolver: P, 4P, 16P, 64P
 _SNAP = 1e-7  # a smoothed value this close to its target takes the target
 
 
@@ -133,109 +134,140 @@ def biquads_run(y, f, s, smooth):
         for k in range(5):
             moving = moving or c[k] != t[k]
         b0, b1, b2, a1, a2, z1, z2 = c[0], c[1], c[2], c[3], c[4], c[5], c[6]
-        for n in range(y.shape[0]):
-            if moving:
+        if moving:
+            for n in range(y.shape[0]):
                 b0 = _approach(b0, t[0], smooth)
                 b1 = _approach(b1, t[1], smooth)
                 b2 = _approach(b2, t[2], smooth)
                 a1 = _approach(a1, t[3], smooth)
                 a2 = _approach(a2, t[4], smooth)
-            x = np.float64(y[n])
-            out = b0 * x + z1
-            z1 = b1 * x - a1 * out + z2
-            z2 = b2 * x - a2 * out
-            y[n] = out
+                x = np.float64(y[n])
+                out = b0 * x + z1
+                z1 = b1 * x - a1 * out + z2
+                z2 = b2 * x - a2 * out
+                y[n] = out
+        else:
+            for n in range(y.shape[0]):
+                x = np.float64(y[n])
+                out = b0 * x + z1
+                z1 = b1 * x - a1 * out + z2
+                z2 = b2 * x - a2 * out
+                y[n] = out
         c[0], c[1], c[2], c[3], c[4], c[5], c[6] = b0, b1, b2, a1, a2, z1, z2
 
 
 @numba.njit(cache=True, fastmath={"contract"}, error_model="numpy")
-def convolver_run(y, f, fa, s, sa):
-    """Zero-latency partitioned convolution with an impulse response ``h``.
+def _partition_done(history, tail, x_re, x_im, z_re, z_im, frame, f, P, M, slot, acc, acc_im):
+    """One level of the convolver when its input partition is complete: the spectrum of
+    the last ``2P`` inputs goes into the newest of ``M`` slots, the spectra are multiplied
+    with the IR's partitions and summed, and the inverse transform's second half becomes
+    the ``tail`` due over the next ``P`` samples. ``f`` is the level's constants:
+    ``[H_re (M, P+1), H_im (M, P+1), fft tables]`` (see :func:`ampnet.host.fft.rfft`)."""
+    B = P + 1
+    h_re = f[:M * B]
+    h_im = f[M * B:2 * M * B]
+    t = 2 * M * B
+    tw_re, tw_im = f[t:t + P - 1], f[t + P - 1:t + 2 * P - 2]
+    reverse = f[t + 2 * P - 2:t + 3 * P - 2]
+    split_cos, split_sin = f[t + 3 * P - 2:t + 4 * P - 1], f[t + 4 * P - 1:t + 5 * P]
+    slot = (slot + 1) % M
+    rfft(history, x_re[slot * B:(slot + 1) * B], x_im[slot * B:(slot + 1) * B], z_re, z_im,
+         tw_re, tw_im, reverse, split_cos, split_sin)
+    for b in range(B):
+        acc[b] = 0.0
+        acc_im[b] = 0.0
+    for m in range(M):  # sums in stack buffers, which alias nothing: vectorises
+        src = _U(((slot - m + M) % M) * B)
+        hm = _U(m * B)
+        for b in range(B):
+            ub = _U(b)
+            hr, hi = h_re[hm + ub], h_im[hm + ub]
+            xr, xi = x_re[src + ub], x_im[src + ub]
+            acc[ub] += hr * xr - hi * xi
+            acc_im[ub] += hr * xi + hi * xr
+    irfft(acc[:B], acc_im[:B], frame, z_re, z_im, tw_re, tw_im, reverse, split_cos, split_sin)
+    for i in range(P):
+        tail[i] = frame[P + i]
+        history[i] = history[P + i]
+    return slot
 
-    ``fa = [P, M]``: the first ``P`` taps are applied directly (time domain, per
-    sample), the rest as ``M`` partitions of ``P`` taps by uniformly partitioned
-    overlap-save FFT convolution (size ``2P``); each partition's result is due ``P``
-    samples after its input is complete, which hides the FFT's block latency.
-    ``f = [h[:P], H_re (M, P+1), H_im (M, P+1), twiddle_re, twiddle_im, bit_reverse]``
-    where ``H_m`` is the spectrum of taps ``[P(m+1), P(m+2))`` scaled by ``1/(2P)``.
-    ``s = [history (2P), tail (P), X_re (M, P+1), X_im (M, P+1), work_re (2P),
-    work_im (2P)]``, ``sa = [position in the partition, newest X slot]``.
+
+def level_sizes(P, M):
+    """``(constants, state)`` lengths of one convolver level (partition ``P``, ``M`` slots)."""
+    B = P + 1
+    return 2 * M * B + 5 * P, 7 * P + 2 * M * B
+
+
+_level_sizes = numba.njit(cache=True)(level_sizes)
+
+
+@numba.njit(cache=True, fastmath={"contract"}, error_model="numpy")
+def convolver_run(y, f, fa, s, sa):
+    """Zero-latency convolution with an impulse response ``h``, non-uniformly partitioned.
+
+    ``fa = [levels, P_1, M_1, P_2, M_2, ...]``. The first ``P_1`` taps run directly
+    (time domain, per sample). Level ``l`` convolves the next ``M_l P_l`` taps in ``M_l``
+    partitions of ``P_l`` by overlap-save FFT (size ``2 P_l``), starting at tap ``P_l``
+    (so ``P_{l+1} = P_l (M_l + 1)``). A level's result is due ``P_l`` samples after its
+    input partition is complete, exactly when its first tap applies: no latency is
+    added, and the large late partitions keep the FFT work per sample low.
+    ``f = [h[:P_1], level constants...]``; ``s`` per level ``[history (2P), tail (P),
+    X_re, X_im (M, P+1), z_re, z_im (P), frame (2P)]``; ``sa = [position in each
+    level's partition..., newest slot of each level...]`` (``MAX_LEVELS`` each).
     """
-    P, M = int(fa[0]), int(fa[1])
-    N, B = 2 * P, P + 1
-    head = f[:P]
-    h_re = f[P:P + M * B]
-    h_im = f[P + M * B:P + 2 * M * B]
-    tw = P + 2 * M * B
-    tw_re = f[tw:tw + N - 1]
-    tw_im = f[tw + N - 1:tw + 2 * N - 2]
-    bit_reverse = f[tw + 2 * N - 2:tw + 3 * N - 2]
-    history = s[:N]
-    tail = s[N:N + P]
-    x_re = s[N + P:N + P + M * B]
-    x_im = s[N + P + M * B:N + P + 2 * M * B]
-    w = N + P + 2 * M * B
-    work_re = s[w:w + N]
-    work_im = s[w + N:w + 2 * N]
-    pos, slot = int(sa[0]), int(sa[1])
+    levels, P1 = int(fa[0]), int(fa[1])
+    head = f[:P1]
+    hist1 = s[:2 * P1]
     acc = numba.carray(lstm_kernel._stack_float32(_SPECTRUM), _SPECTRUM)
     acc_im = numba.carray(lstm_kernel._stack_float32(_SPECTRUM), _SPECTRUM)
+    pos1 = int(sa[0])
     start = 0
     frames = y.shape[0]
     while start < frames:
-        count = min(P - pos, frames - start)
+        count = min(P1 - pos1, frames - start)
         out = y[start:start + count]
         for i in range(count):
-            history[P + pos + i] = out[i]
-        # Direct taps, summed in a stack buffer: it cannot alias the history, so the
-        # loop over outputs vectorises.
-        for i in range(count):
-            acc[i] = tail[_U(pos + i)]
-        for k in range(P):
-            hk = head[k]
-            base = _U(P + pos - k)
+            acc[i] = 0.0
+        s_off = 0
+        for level in range(levels):
+            P, M = int(fa[1 + 2 * level]), int(fa[2 + 2 * level])
+            pos = int(sa[level])
+            history, tail = s[s_off:s_off + 2 * P], s[s_off + 2 * P:s_off + 3 * P]
             for i in range(count):
-                acc[_U(i)] += hk * history[base + _U(i)]
+                history[P + pos + i] = out[i]
+                acc[i] += tail[pos + i]
+            s_off += _level_sizes(P, M)[1]
+        for k in range(P1):  # direct taps: the loop over outputs vectorises
+            hk = head[k]
+            base = _U(P1 + pos1 - k)
+            for i in range(count):
+                acc[_U(i)] += hk * hist1[base + _U(i)]
         for i in range(count):
             out[i] = acc[i]
-        pos += count
         start += count
-        if pos < P:
-            break
-        pos = 0
-        if M > 0:
-            for i in range(N):
-                work_re[i] = history[i]
-                work_im[i] = 0.0
-            fft_inplace(work_re, work_im, tw_re, tw_im, bit_reverse, False)
-            slot = (slot + 1) % M
-            for b in range(B):
-                x_re[slot * B + b] = work_re[b]
-                x_im[slot * B + b] = work_im[b]
-            for b in range(B):  # sums in stack buffers, which alias nothing: vectorises
-                acc[b] = 0.0
-                acc_im[b] = 0.0
-            for m in range(M):
-                src = _U(((slot - m + M) % M) * B)
-                hm = _U(m * B)
-                for b in range(B):
-                    ub = _U(b)
-                    hr, hi = h_re[hm + ub], h_im[hm + ub]
-                    xr, xi = x_re[src + ub], x_im[src + ub]
-                    acc[ub] += hr * xr - hi * xi
-                    acc_im[ub] += hr * xi + hi * xr
-            for b in range(B):
-                work_re[b] = acc[b]
-                work_im[b] = acc_im[b]
-            for b in range(1, P):
-                work_re[N - b] = work_re[b]
-                work_im[N - b] = -work_im[b]
-            fft_inplace(work_re, work_im, tw_re, tw_im, bit_reverse, True)
-            for i in range(P):
-                tail[i] = work_re[P + i]
-        for i in range(P):
-            history[i] = history[P + i]
-    sa[0], sa[1] = pos, slot
+        f_off, s_off = P1, 0
+        for level in range(levels):
+            P, M = int(fa[1 + 2 * level]), int(fa[2 + 2 * level])
+            f_len, s_len = _level_sizes(P, M)
+            pos = int(sa[level]) + count
+            if pos == P:
+                pos = 0
+                lf, ls = f[f_off:f_off + f_len], s[s_off:s_off + s_len]
+                history, tail = ls[:2 * P], ls[2 * P:3 * P]
+                if M > 0:
+                    B = P + 1
+                    w = 3 * P + 2 * M * B
+                    sa[MAX_LEVELS + level] = _partition_done(
+                        history, tail, ls[3 * P:3 * P + M * B], ls[3 * P + M * B:w], ls[w:w + P],
+                        ls[w + P:w + 2 * P], ls[w + 2 * P:w + 4 * P], lf, P, M,
+                        int(sa[MAX_LEVELS + level]), acc, acc_im)
+                else:
+                    for i in range(P):
+                        history[i] = history[P + i]
+            sa[level] = pos
+            f_off += f_len
+            s_off += s_len
+        pos1 = int(sa[0])
 
 
 @numba.njit(cache=True)

@@ -16,7 +16,7 @@ import numpy as np
 from ampnet.engine.lstm_engine import initial_state, pack_params
 from ampnet.errors import AmpnetError
 from ampnet.host import kernels
-from ampnet.host.fft import fft_tables
+from ampnet.host.fft import real_fft_tables
 
 SMOOTHING_MS = 20.0  # time constant of every parameter glide and of bypass crossfades
 DETECTOR_MS = 10.0  # decay of the noise gate's peak detector
@@ -266,13 +266,14 @@ class Cabinet(Processor):
     """A cabinet impulse response (WAV/FLAC/AIFF; the first channel), resampled to the
     run rate (soxr), by zero-latency partitioned convolution (:func:`kernels.convolver_run`).
     ``normalize`` scales the IR to unit energy, so white noise keeps its level;
-    ``level_db`` applies on top. ``partition`` (samples, a power of two) trades
-    per-sample cost (the first ``partition`` taps run directly) against the size of
-    the FFTs; 256 suits IRs of 100 ms to a few seconds."""
+    ``level_db`` applies on top. ``partition`` (samples, a power of two) is the
+    number of taps applied directly and the first FFT partition size; later taps go
+    in partitions 4, 16 and 64 times larger (3 of each; the largest takes the rest),
+    so a long IR costs little more than a short one."""
 
     kind, type_name = kernels.CONVOLVER, "cabinet"
     PARAMS = {"level_db": Param(0.0, -48.0, 24.0, "dB", live=False),
-              "partition": Param(256, 16, kernels.MAX_PARTITION, "samples", live=False)}
+              "partition": Param(128, 16, 1024, "samples", live=False)}
 
     def __init__(self, path, normalize=True, **values):
         super().__init__(**values)
@@ -298,34 +299,47 @@ class Cabinet(Processor):
         return ir * 10 ** (self.values["level_db"] / 20)
 
     def _layout(self, rate):
-        """``(P, M, f32 constants)`` for this rate (cached: the spectra take a moment)."""
+        """``(fa, f32 constants, state length)`` for this rate (cached: the spectra take
+        a moment). Taps ``[0, P)`` run directly; then 3 partitions of ``P``, 3 of ``4P``,
+        3 of ``16P``, and the rest in partitions of ``64P`` (see :func:`kernels.convolver_run`)."""
         if rate not in self._cache:
             ir = self.impulse_response(rate)
-            P = int(self.values["partition"])
-            M = max(0, -(-(ir.size - P) // P))
-            padded = np.zeros(P * (M + 1))
-            padded[:ir.size] = ir
-            spectra = np.fft.rfft(padded[P:].reshape(M, P), n=2 * P, axis=1) / (2 * P) \
-                if M else np.zeros((0, P + 1), dtype=complex)
-            tw_re, tw_im, reverse = fft_tables(2 * P)
-            data = np.concatenate([padded[:P], spectra.real.ravel(), spectra.imag.ravel(),
-                                   tw_re, tw_im, reverse]).astype(np.float32)
-            self._cache[rate] = (P, M, data)
+            P1 = int(self.values["partition"])
+            levels, start = [], P1
+            while start < ir.size:  # partitions of P1, then 4 P1, 16 P1...: 3 of each size
+                P = start
+                last = len(levels) + 1 == kernels.MAX_LEVELS or 4 * P > kernels.MAX_PARTITION
+                M = -(-(ir.size - start) // P) if last else min(3, -(-(ir.size - start) // P))
+                levels.append((P, M))
+                start += P * M
+            if not levels:
+                levels = [(P1, 0)]  # no FFT partitions: the direct taps hold the whole IR
+            covered = P1 + sum(P * M for P, M in levels)
+            taps = np.zeros(covered)
+            taps[:ir.size] = ir
+            parts, state, start = [taps[:P1]], 0, P1
+            for P, M in levels:
+                segments = taps[start:start + P * M].reshape(M, P)
+                spectra = np.fft.rfft(segments, n=2 * P, axis=1) / P  # irfft returns P times x
+                parts += [spectra.real.ravel(), spectra.imag.ravel(), *real_fft_tables(2 * P)]
+                state += kernels.level_sizes(P, M)[1]
+                start += P * M
+            fa = [len(levels)] + [v for level in levels for v in level]
+            self._cache[rate] = (np.array(fa, dtype=np.float64),
+                                 np.concatenate(parts).astype(np.float32), state)
         return self._cache[rate]
 
     def constants(self, rate):
-        return self._layout(rate)[2]
+        return self._layout(rate)[1]
 
     def targets(self, rate):
-        P, M, _ = self._layout(rate)
-        return np.array([P, M], dtype=np.float64)
+        return self._layout(rate)[0]
 
     def initial_s32(self, rate):
-        P, M, _ = self._layout(rate)
-        return np.zeros(2 * P + P + 2 * M * (P + 1) + 4 * P, dtype=np.float32)
+        return np.zeros(self._layout(rate)[2], dtype=np.float32)
 
     def initial_s64(self, rate):
-        return np.zeros(2)  # position in the partition, newest spectrum slot
+        return np.zeros(2 * kernels.MAX_LEVELS)  # position in each level's partition, newest slots
 
 
 def _read_ir(path):
