@@ -6,5 +6,8 @@ scripts/setup.sh
 mkdir -p out
 .venv/bin/ampnet info models/gx-tiltdrive.json
 .venv/bin/ampnet render models/gx-tiltdrive.json models/di-clip.flac -o out/di-clip-gx-tiltdrive.flac --overwrite
+.venv/bin/ampnet render models/tiltdrive-cab.toml models/di-clip.flac -o out/di-clip-tiltdrive-cab.flac --overwrite
 echo
 echo "Listen: out/di-clip-gx-tiltdrive.flac (the DI clip models/di-clip.flac through the model)"
+echo "        out/di-clip-tiltdrive-cab.flac (through the preset models/tiltdrive-cab.toml:"
+echo "        gate, the model, EQ and a cabinet)"
