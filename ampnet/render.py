@@ -87,7 +87,7 @@ def render_file(spec, job, blocksize=64, subtype=None, progress=None):
         if resample:
             notes.append(f"{rate} Hz input resampled to the model's {model_rate} Hz and back (soxr HQ)")
         clip = out_subtype.startswith("PCM") or out_subtype in ("ULAW", "ALAW")
-        engine = spec.build(model_rate, channels=channels, max_block=blocksize)
+        chain = spec.build(model_rate, channels=channels, max_block=blocksize)
         to_model = soxr.ResampleStream(rate, model_rate, channels, dtype="float32") if resample else None
         from_model = soxr.ResampleStream(model_rate, rate, channels, dtype="float32") if resample else None
         job.target.parent.mkdir(parents=True, exist_ok=True)
@@ -102,7 +102,7 @@ def render_file(spec, job, blocksize=64, subtype=None, progress=None):
                         break
                     read += chunk.shape[0]
                     last = read >= frames
-                    out = _process_chunk(engine, chunk, blocksize, to_model, from_model, last)
+                    out = _process_chunk(chain, chunk, to_model, from_model, last)
                     out = out[: frames - written]
                     if clip:
                         clipped += int(np.count_nonzero(np.abs(out) > 1.0))
@@ -119,14 +119,12 @@ def render_file(spec, job, blocksize=64, subtype=None, progress=None):
     return RenderResult(job, seconds=frames / rate, notes=tuple(notes))
 
 
-def _process_chunk(engine, chunk, blocksize, to_model, from_model, last):
-    """Run one ``(frames, channels)`` chunk through resampler, engine, resampler."""
+def _process_chunk(chain, chunk, to_model, from_model, last):
+    """Run one ``(frames, channels)`` chunk through resampler, chain, resampler. The
+    chain runs it in blocks of exactly ``--blocksize`` frames (its ``max_block``)."""
     if to_model is not None:
         chunk = to_model.resample_chunk(chunk, last=last)
-    block = np.ascontiguousarray(chunk.T)  # (channels, frames) for the engine
-    for start in range(0, block.shape[1], blocksize):
-        part = np.ascontiguousarray(block[:, start:start + blocksize])
-        block[:, start:start + blocksize] = engine.process(part)
+    block = chain.process(np.ascontiguousarray(chunk.T))  # (channels, frames), in place
     out = block.T
     if from_model is not None:
         out = from_model.resample_chunk(np.ascontiguousarray(out), last=last)

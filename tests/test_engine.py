@@ -1,17 +1,14 @@
 """The streaming engine: parity with PyTorch, block-size invariance, state, allocation."""
 
-import gc
 import itertools
-import os
-import tracemalloc
 
 import numba
 import numpy as np
 import pytest
 
-import ampnet
 from ampnet.engine import LSTMEngine
 from ampnet.engine.activations import sigmoid32, tanh32
+from tests.allocation import traced_growth_and_peak
 from tests.signals import guitar_like, random_model
 
 torch_reference = pytest.importorskip("tests.torch_reference")
@@ -120,28 +117,12 @@ def test_process_allocates_nothing():
             engine.process(block, out)
             mono_engine.process(mono, mono_out)
 
-    only_ampnet = [tracemalloc.Filter(True, os.path.join(os.path.dirname(ampnet.__file__), "*"),
-                                      all_frames=True)]
-    gc.collect()
-    gc.disable()  # as during live streaming; a collection would move the readings
-    tracemalloc.start(25)
-    try:
-        run(100)  # lets CPython fill its internal caches while traced
-        before_snapshot = tracemalloc.take_snapshot().filter_traces(only_ampnet)
-        before, _ = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
-        run(500)
-        _, peak = tracemalloc.get_traced_memory()
-        after_snapshot = tracemalloc.take_snapshot().filter_traces(only_ampnet)
-    finally:
-        tracemalloc.stop()
-        gc.enable()
+    grown, peak = traced_growth_and_peak(run, 100, 500)
     # Nothing allocated from ampnet's code accumulates over 1000 calls (a per-call
     # object would add tens of kilobytes; the slack is CPython's free lists)...
-    grown = [d for d in after_snapshot.compare_to(before_snapshot, "traceback") if d.size_diff > 0]
     assert sum(d.size_diff for d in grown) < 1024, grown[0].traceback.format()
     # ...and nothing the size of a block (16 KiB per channel) appears, even briefly.
-    assert peak - before < 2048
+    assert peak < 2048
 
 
 def test_rejects_wrong_dtype_or_layout_with_clear_message():

@@ -1,18 +1,15 @@
 """The host: each processor against an independent reference, chains in blocks,
 smoothing, bypass, presets and their errors."""
 
-import gc
 import itertools
 import os
 import subprocess
 import sys
-import tracemalloc
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-import ampnet
 from ampnet.engine import LSTMEngine, lstm_kernel
 from ampnet.errors import AmpnetError
 from ampnet.formats import save_model
@@ -22,6 +19,7 @@ from ampnet.host.preset import load_preset, load_spec
 from ampnet.host.processors import (Cabinet, DCBlocker, Gain, Mix, NeuralModel, NoiseGate,
                                     ToneStack, one_pole)
 from ampnet.host.loudness import model_loudness_dbfs
+from tests.allocation import traced_growth_and_peak
 from tests.signals import guitar_like, random_model
 
 signal = pytest.importorskip("scipy.signal")
@@ -196,25 +194,9 @@ def test_chain_process_allocates_nothing(full_chain):
         for _ in itertools.repeat(None, calls):
             chain.process(block, out)
             mono_chain.process(mono, mono_out)
-    only_ampnet = [tracemalloc.Filter(True, os.path.join(os.path.dirname(ampnet.__file__), "*"),
-                                      all_frames=True)]
-    gc.collect()
-    gc.disable()
-    tracemalloc.start(25)
-    try:
-        go(100)
-        before_snapshot = tracemalloc.take_snapshot().filter_traces(only_ampnet)
-        before, _ = tracemalloc.get_traced_memory()
-        tracemalloc.reset_peak()
-        go(1000)
-        _, peak = tracemalloc.get_traced_memory()
-        after_snapshot = tracemalloc.take_snapshot().filter_traces(only_ampnet)
-    finally:
-        tracemalloc.stop()
-        gc.enable()
-    grown = [d for d in after_snapshot.compare_to(before_snapshot, "traceback") if d.size_diff > 0]
+    grown, peak = traced_growth_and_peak(go, 100, 1000)
     assert sum(d.size_diff for d in grown) < 1024, grown[0].traceback.format()
-    assert peak - before < 1024
+    assert peak < 1024
 
 
 def test_parameter_changes_glide_without_clicks():

@@ -3,7 +3,7 @@
 :class:`Chain` lays its processors out in the flat arrays described in
 :mod:`ampnet.host.kernels` and runs them with :func:`kernels.run_chain`. It has the
 engine's contract: ``process(block)`` for any number of frames, state carried
-across calls, per-channel state, ``reset()``, nothing allocated per call, and no
+across calls, per-channel state, ``reset()``, no buffer allocated per call, and no
 added latency (every processor is zero-latency).
 """
 
@@ -24,8 +24,8 @@ class Chain:
     """Processors in series at ``sample_rate`` (Hz) for ``channels`` channels.
 
     ``process(block, out=None)``: float32 C-contiguous ``(frames,)`` or
-    ``(channels, frames)``; blocks longer than ``max_block`` run in pieces (same
-    result). ``set(index, name, value)`` and ``set_bypass(index, on)`` change the
+    ``(channels, frames)``; blocks longer than ``max_block`` run in pieces of exactly
+    ``max_block`` frames (same result). ``set(index, name, value)`` and ``set_bypass(index, on)`` change the
     chain while it runs; both glide over ``SMOOTHING_MS``.
     """
 
@@ -60,7 +60,7 @@ class Chain:
         self._f64 = np.concatenate(f64_parts) if f64_parts else np.zeros(1)
         self._s32 = aligned_zeros((channels, max(s32_len, _ALIGN)))
         self._s64 = np.zeros((channels, max(s64_len, 1)))
-        self._scratch = aligned_zeros((3, _aligned(max_block)))
+        self._scratch = aligned_zeros((3, max_block))  # run_chain's piece size: max_block
         self._warm_up()
 
     def reset(self):

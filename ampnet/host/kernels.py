@@ -192,13 +192,11 @@ def _partition_done(history, tail, x_re, x_im, z_re, z_im, frame, f, P, M, slot,
     return slot
 
 
+@numba.njit(cache=True)
 def level_sizes(P, M):
     """``(constants, state)`` lengths of one convolver level (partition ``P``, ``M`` slots)."""
     B = P + 1
     return 2 * M * B + 5 * P, 7 * P + 2 * M * B
-
-
-_level_sizes = numba.njit(cache=True)(level_sizes)
 
 
 @numba.njit(cache=True, fastmath={"contract"}, error_model="numpy")
@@ -236,7 +234,7 @@ def convolver_run(y, f, fa, s, sa):
             for i in range(count):
                 history[P + pos + i] = out[i]
                 acc[i] += tail[pos + i]
-            s_off += _level_sizes(P, M)[1]
+            s_off += level_sizes(P, M)[1]
         for k in range(P1):  # direct taps: the loop over outputs vectorises
             hk = head[k]
             base = _U(P1 + pos1 - k)
@@ -248,7 +246,7 @@ def convolver_run(y, f, fa, s, sa):
         f_off, s_off = P1, 0
         for level in range(levels):
             P, M = int(fa[1 + 2 * level]), int(fa[2 + 2 * level])
-            f_len, s_len = _level_sizes(P, M)
+            f_len, s_len = level_sizes(P, M)
             pos = int(sa[level]) + count
             if pos == P:
                 pos = 0

@@ -57,7 +57,6 @@ class LiveSession:
         self.stats = np.zeros(rt_kernel.STATS_SIZE)
         self.rate = float(options.samplerate or spec.sample_rate or 48000)
         self.ring = np.zeros(int(RING_SECONDS * self.rate), dtype=np.float32)
-        self.chain = None
         self.recorded_frames = 0
         self.lost_frames = 0
 
@@ -89,7 +88,7 @@ class LiveSession:
         if o.blocksize > MAX_BLOCK:
             raise AmpnetError(f"--blocksize {o.blocksize} is larger than {MAX_BLOCK}")
 
-        chain = self.chain = self.spec.build(rate, max_block=MAX_BLOCK)
+        chain = self.spec.build(rate, max_block=MAX_BLOCK)
         arrays = chain.kernel_arrays()
         scratch = aligned_zeros((3, MAX_BLOCK))
         out_mask = np.zeros(n_out, dtype=np.int64)
