@@ -13,9 +13,11 @@ import time
 import numpy as np
 import pytest
 import soundfile as sf
+from scipy.signal import upfirdn
 
 from ampnet.formats import save_model
 from ampnet.host.preset import load_spec
+from ampnet.live.resampler import Polyphase
 from tests import jack_server
 from tests.signals import guitar_like, random_model
 
@@ -157,6 +159,54 @@ def test_live_output_equals_render(server, model_path, preset_path, what):
     lag = min(errors, key=errors.get)
     assert errors[lag] < 1e-4, (lag, errors[lag])
     assert lag % block == 0 and lag <= 2 * block  # the stream adds whole blocks of latency
+
+
+def test_live_resamples_when_the_device_runs_at_another_rate(model_path, tmp_path):
+    """A 48 kHz model on a 44.1 kHz server: the stream resamples there and back, and the
+    recording equals the same resampling filters (scipy's upfirdn) around the chain offline."""
+    device_rate, block = 44100, 64
+    srv = jack_server.JackServer(blocksize=block, rate=device_rate).start()
+    music = guitar_like(1.5, device_rate, seed=9)
+    signal_in = np.concatenate([np.zeros(device_rate // 2, np.float32), music])
+    try:
+        harness = Harness(srv, signal_in, record_seconds=2.5)
+        try:
+            live = start_live(srv, model_path, "--blocksize", str(block), "--duration", "6")
+            started = wait_until_streaming(live)
+            harness.wire()
+            while harness.position < signal_in.size + device_rate // 2:
+                assert live.poll() is None, live.communicate()
+                time.sleep(0.1)
+            stdout, stderr = live.communicate(timeout=30)
+        finally:
+            harness.close()
+        strict = start_live(srv, model_path, "--strict-rate", "--duration", "1")
+        _, strict_err = strict.communicate(timeout=60)
+    finally:
+        srv.stop()
+    assert strict.returncode == 2 and "--strict-rate refuses to resample" in strict_err, strict_err
+    assert "Traceback" not in strict_err
+    assert live.returncode == 0, stderr
+    assert "resampling in the stream: device 44100 Hz <-> model 48000 Hz" in started
+    assert "resampled 44100 Hz <-> 48000 Hz" in stdout
+    recorded = harness.recording[:harness.recorded]
+    # Offline: the filters start at an unknown phase (the stream ran before the harness
+    # played), so try each of the 147 device-sample offsets that make a whole period.
+    into, back = Polyphase(device_rate, RATE), Polyphase(RATE, device_rate)
+    spec = load_spec(model_path)
+    pre = into.down * 300
+    n = music.size
+    best = (np.inf, None)
+    for offset in range(into.down):
+        x = np.concatenate([np.zeros(pre + offset), signal_in]).astype(np.float64)
+        mid = upfirdn(into.prototype, x, into.up, into.down)[:-(-x.size * into.up // into.down)]
+        processed = spec.build(RATE).process(mid.astype(np.float32))
+        out = upfirdn(back.prototype, processed.astype(np.float64), back.up, back.down)
+        reference = out[pre + offset:pre + offset + n]
+        for lag in range(0, 4 * block + 1, block):
+            if lag + n <= recorded.size:
+                best = min(best, (np.max(np.abs(recorded[lag:lag + n] - reference)), lag))
+    assert best[0] < 1e-4, best
 
 
 def test_overloaded_processor_xruns_are_counted(server, tmp_path):

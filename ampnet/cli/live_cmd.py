@@ -17,9 +17,12 @@ def add_parser(sub):
     p.add_argument("--output-channels", default="1,2",
                    help="output channels that get the model, from 1 (default 1,2)")
     p.add_argument("--blocksize", type=int, default=64, help="frames per callback (default 64)")
-    p.add_argument("--samplerate", type=float, help="device rate (default: the model's)")
+    p.add_argument("--samplerate", type=float,
+                   help="device rate in Hz (default: the model's, else the device's own); "
+                        "a rate other than the model's is resampled in the stream")
     p.add_argument("--strict-rate", action="store_true",
-                   help="refuse to run the device at another rate than the model's")
+                   help="refuse to run the device at another rate than the model's "
+                        "instead of resampling")
     p.add_argument("--latency", default="low", help="low, high or seconds (PortAudio's latency hint)")
     p.add_argument("--input-gain", type=float, default=0.0, help="dB before the model")
     p.add_argument("--output-gain", type=float, default=0.0, help="dB after the model")
@@ -44,7 +47,8 @@ def run(args):
     options = LiveOptions(input_device=args.input_device or args.device,
                           output_device=args.output_device or args.device,
                           input_channel=args.input_channel, output_channels=outputs,
-                          blocksize=args.blocksize, samplerate=args.samplerate, latency=latency,
+                          blocksize=args.blocksize, samplerate=args.samplerate,
+                          strict_rate=args.strict_rate, latency=latency,
                           input_gain_db=args.input_gain, output_gain_db=args.output_gain,
                           duration=args.duration, record=args.record, overwrite=args.overwrite)
     summary = LiveSession(spec, options).run()
@@ -54,7 +58,9 @@ def run(args):
           f"({summary['late_callbacks']} callbacks longer than the block period), callback median "
           f"{summary['median_callback_ms']:.3f} ms, p99 {summary['p99_callback_ms']:.3f} ms, "
           f"p99.9 {summary['p999_callback_ms']:.3f} ms, worst {summary['worst_callback_ms']:.3f} ms"
-          + (f" (block period {period:.3f} ms)" if period else ""))
+          + (f" (block period {period:.3f} ms)" if period else "")
+          + (f"; resampled {summary['device_rate']:g} Hz <-> {summary['model_rate']:g} Hz, "
+             f"+{summary['resampling_latency_ms']:.2f} ms" if summary["resampling_latency_ms"] else ""))
     if summary["recorded"]:
         print(f"recorded {summary['recorded_frames']} frames to {summary['recorded']}"
               + (f"; {summary['lost_frames']} frames LOST (disk too slow)" if summary["lost_frames"] else ""))

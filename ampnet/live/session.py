@@ -37,6 +37,7 @@ class LiveOptions:
     output_channels: list = field(default_factory=lambda: [1, 2])
     blocksize: int = 64
     samplerate: float | None = None
+    strict_rate: bool = False
     latency: object = "low"
     input_gain_db: float = 0.0
     output_gain_db: float = 0.0
@@ -55,19 +56,14 @@ class LiveSession:
         self.stop_event = threading.Event()
         self.stop_reason = ""
         self.stats = np.zeros(rt_kernel.STATS_SIZE)
-        self.rate = float(options.samplerate or spec.sample_rate or 48000)
-        self.ring = np.zeros(int(RING_SECONDS * self.rate), dtype=np.float32)
+        self.rate = None  # the device's, once chosen
+        self.ring = None
         self.recorded_frames = 0
         self.lost_frames = 0
 
     def run(self):
         """Stream until stopped; returns a summary dict."""
         sd, o = self.sd, self.options
-        rate, model_rate = self.rate, self.spec.sample_rate
-        if model_rate is not None and rate != model_rate:
-            raise AmpnetError(f"the device would run at {rate:g} Hz but the model was trained at "
-                              f"{model_rate:g} Hz; in-stream resampling is not available "
-                              f"yet: run the device at {model_rate:g} Hz")
         in_dev = resolve_device(sd, o.input_device, "input")
         out_dev = resolve_device(sd, o.output_device, "output")
         in_info, out_info = sd.query_devices(in_dev), sd.query_devices(out_dev)
@@ -79,33 +75,37 @@ class LiveSession:
             raise AmpnetError(f"--output-channels {o.output_channels}: {out_info['name']} has "
                               f"{out_info['max_output_channels']} output channel(s)")
         n_in, n_out = o.input_channel, max(out_channels)
-        try:
-            sd.check_input_settings(in_dev, channels=n_in, dtype="float32", samplerate=rate)
-            sd.check_output_settings(out_dev, channels=n_out, dtype="float32", samplerate=rate)
-        except sd.PortAudioError as err:
-            raise AmpnetError(f"the device does not support {rate:g} Hz with {n_in} input and "
-                              f"{n_out} output channel(s): {err}") from None
+        rate = self._device_rate(in_dev, out_dev, in_info, n_in, n_out)
+        model_rate = float(self.spec.sample_rate or rate)
+        if rate != model_rate and o.strict_rate:
+            raise AmpnetError(f"the device runs at {rate:g} Hz but {self.spec.name} was trained at "
+                              f"{model_rate:g} Hz, and --strict-rate refuses to resample: run the "
+                              f"device at {model_rate:g} Hz, or leave out --strict-rate")
         if o.blocksize > MAX_BLOCK:
             raise AmpnetError(f"--blocksize {o.blocksize} is larger than {MAX_BLOCK}")
+        self.rate = rate
+        self.ring = np.zeros(int(RING_SECONDS * rate), dtype=np.float32)
 
-        chain = self.spec.build(rate, max_block=MAX_BLOCK)
+        resampling = rt_kernel.Resampling(rate, model_rate, o.blocksize or MAX_BLOCK)
+        chain = self.spec.build(model_rate, max_block=resampling.model_frames)
         arrays = chain.kernel_arrays()
-        scratch = aligned_zeros((3, MAX_BLOCK))
+        scratch = aligned_zeros((4, max(resampling.model_frames, o.blocksize or MAX_BLOCK)))
         out_mask = np.zeros(n_out, dtype=np.int64)
         out_mask[[c - 1 for c in out_channels]] = 1
         in_gain = np.float32(10 ** (o.input_gain_db / 20))
         out_gain = np.float32(10 ** (o.output_gain_db / 20))
         in_index = o.input_channel - 1
         block = _warm_kernel((o.blocksize or 256, n_in, n_out), in_index, out_mask, in_gain,
-                             out_gain, scratch, arrays, self.ring, self.stats)
+                             out_gain, scratch, arrays, self.ring, self.stats, resampling.arrays)
         chain.reset()
+        resampling.reset()
         self.stats[:] = 0.0
-        stats, ring = self.stats, self.ring
+        stats, ring, resampling_arrays = self.stats, self.ring, resampling.arrays
         table, f32, f64, s32, s64 = arrays
 
         def callback(indata, outdata, frames, time_info, status):
             block(indata, outdata, in_index, out_mask, in_gain, out_gain, scratch, table, f32, f64,
-                  s32, s64, ring, stats, status._flags)
+                  s32, s64, ring, stats, status._flags, resampling_arrays)
 
         cycles_per_second = _measure_cycle_rate()
         try:
@@ -122,6 +122,10 @@ class LiveSession:
         print(f"ampnet live: {self.spec.name} | in: {in_info['name']} ch {o.input_channel} | "
               f"out: {out_info['name']} ch {','.join(map(str, out_channels))} | {rate:g} Hz, "
               f"block {o.blocksize} | Ctrl-C to stop", flush=True)
+        if resampling.latency_seconds:
+            print(f"  resampling in the stream: device {rate:g} Hz <-> model {model_rate:g} Hz, "
+                  f"adds {1000 * resampling.latency_seconds:.2f} ms of latency "
+                  f"(--strict-rate refuses instead)", flush=True)
         for line in chain.describe():
             print("  " + line, flush=True)
         if keys:
@@ -134,7 +138,9 @@ class LiveSession:
             with stream:
                 latency = stream.latency
                 print(f"stream latency reported by PortAudio: input {1000 * latency[0]:.1f} ms, "
-                      f"output {1000 * latency[1]:.1f} ms", flush=True)
+                      f"output {1000 * latency[1]:.1f} ms"
+                      + (f"; resampling adds {1000 * resampling.latency_seconds:.2f} ms"
+                         if resampling.latency_seconds else ""), flush=True)
                 if writer:
                     writer.start()
                 if keys:
@@ -166,8 +172,29 @@ class LiveSession:
             "late_callbacks": int(np.count_nonzero(durations > period)) if period and durations.size else 0,
             "block_period_ms": 1000 * period if period else None,
             "recorded": str(o.record) if o.record else None, "recorded_frames": self.recorded_frames,
-            "lost_frames": self.lost_frames,
+            "lost_frames": self.lost_frames, "device_rate": rate, "model_rate": model_rate,
+            "resampling_latency_ms": 1000 * resampling.latency_seconds,
         }
+
+    def _device_rate(self, in_dev, out_dev, in_info, n_in, n_out):
+        """The rate to open the device at: ``--samplerate``, else the model's, else (when the
+        device cannot run at the model's rate) the device's default rate."""
+        sd, o = self.sd, self.options
+        wanted = o.samplerate or self.spec.sample_rate or in_info["default_samplerate"]
+        candidates = [float(wanted)]
+        if not o.samplerate and not o.strict_rate:
+            candidates.append(float(in_info["default_samplerate"]))
+        for rate in candidates:
+            try:
+                sd.check_input_settings(in_dev, channels=n_in, dtype="float32", samplerate=rate)
+                sd.check_output_settings(out_dev, channels=n_out, dtype="float32", samplerate=rate)
+                return rate
+            except sd.PortAudioError as err:
+                error = err
+        hint = ("; --strict-rate refuses to resample: leave it out to run at the device's rate"
+                if o.strict_rate else "")
+        raise AmpnetError(f"the device does not support {candidates[0]:g} Hz with {n_in} input "
+                          f"and {n_out} output channel(s): {error}{hint}")
 
     def _durations(self, cycles_per_second):
         count = int(self.stats[rt_kernel.CALLBACKS])
@@ -184,7 +211,8 @@ class LiveSession:
             self.stop_event.set()
 
 
-def _warm_kernel(shape, in_index, out_mask, in_gain, out_gain, scratch, arrays, ring, stats):
+def _warm_kernel(shape, in_index, out_mask, in_gain, out_gain, scratch, arrays, ring, stats,
+                 resampling):
     """Compile (or load) ``run_block`` for sounddevice's array types and return its
     compiled entry point, so the callback neither dispatches nor compiles."""
     import cffi
@@ -197,7 +225,8 @@ def _warm_kernel(shape, in_index, out_mask, in_gain, out_gain, scratch, arrays, 
         array = np.frombuffer(ffi.buffer(buf), dtype=np.float32)  # as sounddevice builds them
         array.shape = -1, n
         io.append(array)
-    args = (io[0], io[1], in_index, out_mask, in_gain, out_gain, scratch, *arrays, ring, stats, 0)
+    args = (io[0], io[1], in_index, out_mask, in_gain, out_gain, scratch, *arrays, ring, stats, 0,
+            resampling)
     rt_kernel.run_block(*args)
     signature = tuple(rt_kernel.run_block.typeof_pyval(a) for a in args)
     return rt_kernel.run_block.overloads[signature].entry_point

@@ -1,0 +1,128 @@
+"""The live path's streaming resampler, alone and inside the audio callback's kernel.
+
+Reference: ``scipy.signal.upfirdn`` (upsample, filter, downsample of the whole
+signal in float64) with the same prototype filter.
+"""
+
+import numpy as np
+import pytest
+import scipy.signal
+
+from ampnet.errors import AmpnetError
+from ampnet.host.chain import Chain
+from ampnet.host.processors import NeuralModel, ToneStack
+from ampnet.live import rt_kernel
+from ampnet.live.resampler import Polyphase, StreamResampler
+from tests.allocation import traced_growth_and_peak
+from tests.signals import guitar_like, random_model
+
+RATE_PAIRS = [(44100, 48000), (48000, 44100), (96000, 48000), (48000, 96000), (22050, 48000)]
+
+
+def run_in_blocks(resampler, x, sizes):
+    pieces, start = [], 0
+    for size in sizes:
+        if start >= x.size:
+            break
+        pieces.append(resampler.process(x[start:start + size]))
+        start += size
+    return np.concatenate(pieces)
+
+
+@pytest.mark.parametrize("rates", RATE_PAIRS, ids=lambda r: f"{r[0]}to{r[1]}")
+@pytest.mark.parametrize("block", [1, 7, 64, 4096, "random"])
+def test_streaming_equals_upfirdn_of_the_whole_signal(rates, block):
+    x = guitar_like(0.5, rates[0], seed=2)
+    resampler = StreamResampler(*rates, max_frames=4096)
+    rng = np.random.default_rng(5)
+    sizes = rng.integers(1, 300, x.size) if block == "random" else [block] * x.size
+    y = run_in_blocks(resampler, x, sizes)
+    f = resampler.filter
+    assert y.size == -(-x.size * f.up // f.down)  # every output whose time has come
+    reference = scipy.signal.upfirdn(f.prototype, x.astype(np.float64), f.up, f.down)[:y.size]
+    assert np.max(np.abs(y - reference)) < 1e-6
+
+
+@pytest.mark.parametrize("rates", RATE_PAIRS, ids=lambda r: f"{r[0]}to{r[1]}")
+def test_filter_is_flat_in_the_passband_and_rejects_aliases(rates):
+    f = Polyphase(*rates)
+    lower = min(rates)
+    freqs = np.linspace(0, 1.5 * lower / 2, 4000)
+    _, h = scipy.signal.freqz(f.prototype / f.up, worN=freqs, fs=rates[0] * f.up)
+    db = 20 * np.log10(np.abs(h) + 1e-30)
+    assert np.max(np.abs(db[freqs <= 0.4 * lower])) < 0.01
+    assert np.max(db[freqs >= 0.5 * lower]) < -70
+
+
+def test_a_tone_arrives_intact_after_the_reported_delay():
+    rate_in, rate_out, freq = 44100, 48000, 1000.0
+    t_in = np.arange(rate_in // 2) / rate_in
+    y = StreamResampler(rate_in, rate_out).process(np.sin(2 * np.pi * freq * t_in).astype(np.float32))
+    f = Polyphase(rate_in, rate_out)
+    t_out = np.arange(y.size) / rate_out - f.delay_seconds
+    settled = t_out > 0.01
+    expected = np.sin(2 * np.pi * freq * t_out)
+    assert np.max(np.abs(y[settled] - expected[settled])) < 1e-3
+    assert f.delay_seconds < 0.001
+
+
+def test_a_rate_ratio_that_is_not_a_small_fraction_is_refused():
+    with pytest.raises(AmpnetError, match="not a small fraction"):
+        Polyphase(44101, 48000)
+
+
+class Callback:
+    """``rt_kernel.run_block`` as the live session calls it, with arrays shaped as
+    sounddevice hands them: device at ``device_rate``, chain at 48 kHz."""
+
+    def __init__(self, device_rate, max_frames, processors):
+        self.resampling = rt_kernel.Resampling(device_rate, 48000, max_frames)
+        self.chain = Chain(processors, 48000, max_block=self.resampling.model_frames)
+        self.scratch = np.zeros((4, max(max_frames, self.resampling.model_frames)), np.float32)
+        self.stats = np.zeros(rt_kernel.STATS_SIZE)
+        self.ring = np.zeros(device_rate, np.float32)
+        self.out_mask = np.ones(2, dtype=np.int64)
+        self.arrays = self.chain.kernel_arrays()
+
+    def __call__(self, indata, outdata):
+        rt_kernel.run_block(indata, outdata, 0, self.out_mask, np.float32(1), np.float32(1),
+                            self.scratch, *self.arrays, self.ring, self.stats, 0,
+                            self.resampling.arrays)
+
+
+@pytest.mark.parametrize("device_rate", [44100, 96000])
+def test_callback_resamples_around_the_chain_like_the_offline_pipeline(device_rate):
+    model = random_model(8, 1, seed=4)
+    callback = Callback(device_rate, 256, [NeuralModel(model), ToneStack(bass_db=3.0)])
+    x = guitar_like(0.5, device_rate, seed=6)
+    out = np.zeros((x.size, 2), np.float32)
+    sizes = np.random.default_rng(1).integers(1, 257, x.size)  # PortAudio's variable blocks
+    start = 0
+    for size in sizes:
+        stop = min(start + size, x.size)
+        callback(np.ascontiguousarray(x[start:stop, None]), out[start:stop])
+        start = stop
+        if start == x.size:
+            break
+    into, back = Polyphase(device_rate, 48000), Polyphase(48000, device_rate)
+    at_model_rate = scipy.signal.upfirdn(into.prototype, x.astype(np.float64), into.up, into.down)
+    at_model_rate = at_model_rate[:-(-x.size * into.up // into.down)].astype(np.float32)
+    processed = Chain([NeuralModel(model), ToneStack(bass_db=3.0)], 48000).process(at_model_rate)
+    expected = scipy.signal.upfirdn(back.prototype, processed.astype(np.float64), back.up, back.down)
+    assert np.max(np.abs(out[:, 0] - expected[:x.size])) < 1e-5
+    np.testing.assert_array_equal(out[:, 0], out[:, 1])
+    assert callback.stats[rt_kernel.RING_WRITTEN] == x.size  # one output per input, no gap
+
+
+def test_callback_with_resampling_allocates_nothing():
+    callback = Callback(44100, 64, [NeuralModel(random_model(8, 1))])
+    indata = guitar_like(0.1, 44100)[:64, None].copy()
+    outdata = np.zeros((64, 2), np.float32)
+
+    def run(calls):
+        for _ in range(calls):
+            callback(indata, outdata)
+
+    grown, peak = traced_growth_and_peak(run, 200, 2000)
+    assert not grown, grown
+    assert peak < 4096, peak
