@@ -61,6 +61,9 @@ def run(args):
           + (f" (block period {period:.3f} ms)" if period else "")
           + (f"; resampled {summary['device_rate']:g} Hz <-> {summary['model_rate']:g} Hz, "
              f"+{summary['resampling_latency_ms']:.2f} ms" if summary["resampling_latency_ms"] else ""))
+    if summary["oversized_callbacks"]:
+        print(f"warning: {summary['oversized_callbacks']} callbacks brought more frames than "
+              f"ampnet's buffers hold and were played as silence; set --blocksize")
     if summary["recorded"]:
         print(f"recorded {summary['recorded_frames']} frames to {summary['recorded']}"
               + (f"; {summary['lost_frames']} frames LOST (disk too slow)" if summary["lost_frames"] else ""))

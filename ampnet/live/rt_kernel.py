@@ -18,7 +18,7 @@ from ampnet.host.kernels import run_chain_channel
 from ampnet.live.resampler import Polyphase, resample_block
 
 # Slots of ``stats``.
-CALLBACKS, XRUNS, PEAK_IN, PEAK_OUT, LAST_CYCLES, MAX_CYCLES, RING_WRITTEN, OVERSIZED = range(8)
+CALLBACKS, XRUNS, PEAK_IN, PEAK_OUT, MAX_CYCLES, RING_WRITTEN, OVERSIZED = range(7)
 TIMES = 16  # durations (cycles) of the last ``stats.size - TIMES`` callbacks start here
 STATS_SIZE = TIMES + (1 << 17)  # about 90 s of callbacks at block 32
 FIFO_FILL = 2  # slot of the output resampler's state: device samples waiting in the FIFO
@@ -96,7 +96,6 @@ def run_block(indata, outdata, in_channel, out_mask, in_gain, out_gain, scratch,
     stats[PEAK_OUT] = peak
     stats[RING_WRITTEN] = written + ready
     elapsed = float(cycle_counter() - start)
-    stats[LAST_CYCLES] = elapsed
     stats[MAX_CYCLES] = max(stats[MAX_CYCLES], elapsed)
     stats[TIMES + int(stats[CALLBACKS]) % (stats.shape[0] - TIMES)] = elapsed
 

@@ -174,6 +174,7 @@ class LiveSession:
             "recorded": str(o.record) if o.record else None, "recorded_frames": self.recorded_frames,
             "lost_frames": self.lost_frames, "device_rate": rate, "model_rate": model_rate,
             "resampling_latency_ms": 1000 * resampling.latency_seconds,
+            "oversized_callbacks": int(stats[rt_kernel.OVERSIZED]),
         }
 
     def _device_rate(self, in_dev, out_dev, in_info, n_in, n_out):
