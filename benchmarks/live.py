@@ -8,10 +8,17 @@ the server's log shows as late cycles).
 
 A callback's time is wall time (the CPU cycle counter), so a callback the virtual
 machine paused counts as long even when its work took microseconds; this VM's
-thread CPU clock counts the pause too, so it cannot tell them apart either. So
-each block size is also run with a chain that does no work (one 0 dB gain): its
-long callbacks are the machine's alone. Long callbacks beyond that baseline are
-the ones ampnet can be blamed for.
+thread CPU clock counts the pause too, so it cannot tell them apart either. Two
+controls separate ampnet's share from the machine's:
+
+- a baseline run per block size with a chain that does no work (one 0 dB gain):
+  its long callbacks are the machine's alone (a longer callback is also more
+  likely to be hit by a pause, so this is a floor, not an exact share);
+- a replay: the compiled callback (``rt_kernel.run_block``, as the stream calls
+  it) run offline over the same number of callbacks, three passes, with L1 and
+  L2 flushed before every call (another process ran in between). A pause rarely
+  hits the same block in all passes, so each block's least time is its own work;
+  callbacks whose own work exceeds the period are the xruns ampnet causes.
 
     python benchmarks/live.py [--seconds 60] [--out benchmarks/results/live.json]
 
@@ -30,8 +37,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from ampnet.formats import save_model  # noqa: E402
+from ampnet.host.chain import Chain  # noqa: E402
+from ampnet.host.processors import NeuralModel  # noqa: E402
+from ampnet.live import rt_kernel  # noqa: E402
 from tests.jack_server import JackServer  # noqa: E402
-from tests.signals import random_model  # noqa: E402
+from tests.signals import guitar_like, random_model  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+RATE = 48000
 
 SUMMARY = re.compile(r"(\d+) callbacks, (\d+) xruns \((\d+) callbacks longer.*median ([\d.]+) ms, "
                      r"p99 ([\d.]+) ms, p99.9 ([\d.]+) ms, worst ([\d.]+) ms")
@@ -67,6 +81,38 @@ def run_case(hidden, block, seconds, tmp):
             "server_log_late_lines": len(server.xrun_lines())}
 
 
+def replay_case(hidden, block, seconds, passes=3):
+    """Own work of each callback, as a fraction of the period: the least of ``passes``
+    runs of the compiled callback over ``seconds`` of blocks, caches flushed before each."""
+    blocks = int(seconds * RATE) // block
+    chain = Chain([NeuralModel(random_model(hidden, 1, seed=hidden))], RATE, max_block=block)
+    arrays = chain.kernel_arrays()
+    resampling = rt_kernel.Resampling(RATE, RATE, block)
+    scratch = np.zeros((4, block), np.float32)
+    stats = np.zeros(rt_kernel.STATS_SIZE)
+    ring = np.zeros(RATE, np.float32)
+    audio = guitar_like(1.0, RATE, seed=3)
+    outdata = np.zeros((block, 2), np.float32)
+    mask = np.ones(2, np.int64)
+    flush = np.zeros(1 << 20, np.float32)  # 4 MB: more than L1 + L2
+    cycles = np.empty((passes, blocks))
+    for p in range(passes):
+        chain.reset()
+        for k in range(blocks):
+            start = (k * block) % (audio.size - block)
+            indata = audio[start:start + block, None].copy()
+            flush += 1.0
+            rt_kernel.run_block(indata, outdata, 0, mask, np.float32(1), np.float32(1), scratch,
+                                *arrays, ring, stats, 0, resampling.arrays)
+            cycles[p, k] = stats[rt_kernel.TIMES + int(stats[rt_kernel.CALLBACKS]) %
+                                 (stats.size - rt_kernel.TIMES)]
+    own = cycles.min(axis=0) / rt_kernel.cycles_per_second() / (block / RATE)
+    return {"hidden": hidden, "block": block, "callbacks": blocks, "passes": passes,
+            "own_median": float(np.median(own)), "own_p99": float(np.percentile(own, 99)),
+            "own_p999": float(np.percentile(own, 99.9)), "own_max": float(own.max()),
+            "own_over_period": int(np.count_nonzero(own > 1.0))}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
@@ -92,8 +138,19 @@ def main():
                       f"{row['p999']:>7.1%} {row['max']:>7.1%}            | "
                       f"{row['long_callbacks_per_minute']:>6.1f} ({baseline['long_callbacks_per_minute']:.1f})"
                       f" {row['other_xruns_per_minute']:>12.1f}", flush=True)
+    print(f"\nreplay, caches flushed, least of 3 passes per callback ({args.seconds:g} s):")
+    print(f"{'H':>8} {'block':>5} | own work: {'median':>7} {'p99':>7} {'p99.9':>7} {'max':>7} "
+          f"(of period) | callbacks over the period")
+    replay = []
+    for block in (32, 64, 128):
+        for hidden in (16, 32, 64):
+            row = replay_case(hidden, block, args.seconds)
+            replay.append(row)
+            print(f"{'H=' + str(hidden):>8} {block:>5} |           {row['own_median']:>6.1%} "
+                  f"{row['own_p99']:>7.1%} {row['own_p999']:>7.1%} {row['own_max']:>7.1%}"
+                  f"             | {row['own_over_period']}", flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"rows": rows}, indent=1))
+    Path(args.out).write_text(json.dumps({"rows": rows, "replay": replay}, indent=1))
     print(f"wrote {args.out}")
 
 

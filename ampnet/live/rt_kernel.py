@@ -7,6 +7,8 @@ threads without locks: each slot has one writer (this kernel) and the readers
 tolerate a value that is one block old.
 """
 
+import time
+
 import numba
 import numpy as np
 from llvmlite import ir
@@ -134,3 +136,10 @@ class Resampling:
 def cycle_counter_py():
     """:func:`cycle_counter` callable from Python (for calibration)."""
     return cycle_counter()
+
+
+def cycles_per_second():
+    """Cycle-counter ticks per second, measured against the monotonic clock over 0.1 s."""
+    t0, c0 = time.perf_counter(), cycle_counter_py()
+    time.sleep(0.1)
+    return (cycle_counter_py() - c0) / (time.perf_counter() - t0)

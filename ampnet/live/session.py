@@ -107,7 +107,7 @@ class LiveSession:
             block(indata, outdata, in_index, out_mask, in_gain, out_gain, scratch, table, f32, f64,
                   s32, s64, ring, stats, status._flags, resampling_arrays)
 
-        cycles_per_second = _measure_cycle_rate()
+        cycles_per_second = rt_kernel.cycles_per_second()
         try:
             stream = sd.Stream(samplerate=rate, blocksize=o.blocksize, device=(in_dev, out_dev),
                                channels=(n_in, n_out), dtype="float32", latency=o.latency,
@@ -231,14 +231,6 @@ def _warm_kernel(shape, in_index, out_mask, in_gain, out_gain, scratch, arrays, 
     rt_kernel.run_block(*args)
     signature = tuple(rt_kernel.run_block.typeof_pyval(a) for a in args)
     return rt_kernel.run_block.overloads[signature].entry_point
-
-
-def _measure_cycle_rate():
-    """Cycle-counter ticks per second, measured against the monotonic clock."""
-    read = rt_kernel.cycle_counter_py
-    t0, c0 = time.perf_counter(), read()
-    time.sleep(0.1)
-    return (read() - c0) / (time.perf_counter() - t0)
 
 
 class _StatusPrinter(threading.Thread):
