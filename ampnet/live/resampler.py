@@ -13,7 +13,7 @@ Python. soxr stays the choice offline, where its steeper filters cost nothing.
 Trade-offs, fixed here for monitoring: passband flat to 0.4 x the lower of the
 two rates (17.6 kHz at 44.1 kHz), stopband from its Nyquist frequency, about
 72 dB down (Kaiser beta 7); each direction delays the signal by half its filter,
-about 24 input samples (0.5 ms), so a round trip adds about 1 ms. The ratio must
+about 24 input samples (0.5 ms), so a round trip adds about 1.1 ms. The ratio must
 be a small fraction (``up`` at most ``MAX_UP``): 44.1 <-> 48 kHz is 160/147.
 """
 

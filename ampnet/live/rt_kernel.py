@@ -120,7 +120,7 @@ class Resampling:
         state_out = np.zeros(3, dtype=np.int64)
         state_out[:2] = back.state()
         fifo = np.zeros(back.max_output(self.model_frames) + max_frames, dtype=np.float32)
-        self.arrays = (into.bank, into.history(max_frames), np.append(into.state(), 0),
+        self.arrays = (into.bank, into.history(max_frames), into.state(),
                        back.bank, back.history(self.model_frames), state_out, fifo)
         self.latency_seconds = into.delay_seconds + back.delay_seconds
 

@@ -56,8 +56,7 @@ class LiveSession:
         self.stop_event = threading.Event()
         self.stop_reason = ""
         self.stats = np.zeros(rt_kernel.STATS_SIZE)
-        self.rate = None  # the device's, once chosen
-        self.ring = None
+        self.ring = None  # the recording ring, once the device rate is known
         self.recorded_frames = 0
         self.lost_frames = 0
 
@@ -83,7 +82,6 @@ class LiveSession:
                               f"device at {model_rate:g} Hz, or leave out --strict-rate")
         if o.blocksize > MAX_BLOCK:
             raise AmpnetError(f"--blocksize {o.blocksize} is larger than {MAX_BLOCK}")
-        self.rate = rate
         self.ring = np.zeros(int(RING_SECONDS * rate), dtype=np.float32)
 
         resampling = rt_kernel.Resampling(rate, model_rate, o.blocksize or MAX_BLOCK)
