@@ -1,10 +1,13 @@
-"""The compiled body of the audio callback: everything the callback does, in one call.
+"""The audio callback, compiled: PortAudio calls :func:`audio_callback` directly.
 
-The Python callback only forwards sounddevice's arrays and the status flags to
-:func:`run_block`; there is no Python-level arithmetic, so no Python objects are
-created per block. ``stats`` (float64) is shared with the status and recorder
-threads without locks: each slot has one writer (this kernel) and the readers
-tolerate a value that is one block old.
+:func:`audio_callback` is a C function (``numba.cfunc``) with PortAudio's
+callback signature; its ``userdata`` is :class:`CallbackData`, the addresses and
+shapes of the preallocated arrays it works on. It views them in place
+(``numba.carray``: no allocation, no Python objects, no GIL) and runs
+:func:`run_block`: input gain, resampling, the chain, output routing, meters,
+timing and the recording ring. ``stats`` (float64) is shared with the status and
+recorder threads without locks: each slot has one writer (this kernel) and the
+readers tolerate a value that is one block old.
 """
 
 import time
@@ -39,8 +42,8 @@ def cycle_counter(typingctx):
 @numba.njit(cache=True, error_model="numpy")
 def run_block(indata, outdata, in_channel, out_mask, in_gain, out_gain, scratch, table, f32,
               f64, s32, s64, ring, stats, status_flags, resampling):
-    """One callback: ``indata``/``outdata`` are ``(frames, channels)`` float32 from
-    sounddevice; ``out_mask[c]`` is 1 for output channels that get the chain's output;
+    """One callback: ``indata``/``outdata`` are ``(frames, channels)`` float32 (PortAudio's
+    interleaved buffers); ``out_mask[c]`` is 1 for output channels that get the chain's output;
     ``scratch`` is ``(4, max_block)`` (``max_block`` at the model's rate when resampling);
     ``table`` ... ``s64`` are the chain's arrays (:meth:`ampnet.host.chain.Chain.kernel_arrays`);
     ``resampling`` is :attr:`Resampling.arrays` (empty banks: the device runs at the
@@ -130,6 +133,99 @@ class Resampling:
         for array in (history_in, history_out, fifo):
             array[:] = 0
         state_in[0] = state_out[0] = state_out[FIFO_FILL] = 0
+
+
+# The C callback's ``userdata``: an int64 array with, per array below, its address
+# and two dimensions (the second 1 for 1-D arrays), then the scalars.
+ARRAYS = (("out_mask", np.int64, 1), ("gains", np.float32, 1), ("scratch", np.float32, 2),
+          ("table", np.int64, 2), ("f32", np.float32, 1), ("f64", np.float64, 1),
+          ("s32", np.float32, 2), ("s64", np.float64, 2), ("ring", np.float32, 1),
+          ("stats", np.float64, 1), ("bank_in", np.float32, 2), ("history_in", np.float32, 1),
+          ("state_in", np.int64, 1), ("bank_out", np.float32, 2), ("history_out", np.float32, 1),
+          ("state_out", np.int64, 1), ("fifo", np.float32, 1))
+(OUT_MASK_AT, GAINS_AT, SCRATCH_AT, TABLE_AT, F32_AT, F64_AT, S32_AT, S64_AT, RING_AT, STATS_AT,
+ BANK_IN_AT, HISTORY_IN_AT, STATE_IN_AT, BANK_OUT_AT, HISTORY_OUT_AT, STATE_OUT_AT,
+ FIFO_AT) = range(0, 3 * len(ARRAYS), 3)
+IN_CHANNEL, N_IN, N_OUT = 3 * len(ARRAYS), 3 * len(ARRAYS) + 1, 3 * len(ARRAYS) + 2
+USERDATA_SIZE = 3 * len(ARRAYS) + 3
+
+
+@intrinsic
+def _pointer(typingctx, address):
+    """An integer address as a ``void *``."""
+    if not isinstance(address, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.inttoptr(args[0], cgutils.voidptr_t)
+    return types.voidptr(address), codegen
+
+
+def _view_1d(dtype):
+    @numba.njit(inline="always")
+    def view(userdata, slot):
+        return numba.carray(_pointer(userdata[slot]), userdata[slot + 1], dtype)
+    return view
+
+
+def _view_2d(dtype):
+    @numba.njit(inline="always")
+    def view(userdata, slot):
+        return numba.carray(_pointer(userdata[slot]), (userdata[slot + 1], userdata[slot + 2]),
+                            dtype)
+    return view
+
+
+_f32_1d, _f64_1d, _i64_1d = _view_1d(np.float32), _view_1d(np.float64), _view_1d(np.int64)
+_f32_2d, _f64_2d, _i64_2d = _view_2d(np.float32), _view_2d(np.float64), _view_2d(np.int64)
+_PA_CONTINUE = 0
+
+_CALLBACK_SIGNATURE = types.int32(types.voidptr, types.voidptr, types.uint64, types.voidptr,
+                                  types.uint64, types.voidptr)
+
+
+@numba.cfunc(_CALLBACK_SIGNATURE, cache=True, error_model="numpy")
+def audio_callback(input_buffer, output_buffer, frames, time_info, status_flags, userdata_ptr):
+    """PortAudio's stream callback itself (``PaStreamCallback``), compiled: the audio
+    thread never enters Python, so it never waits for the GIL and creates no Python
+    objects. ``userdata_ptr`` points at :class:`CallbackData`'s int64 array; the
+    buffers are interleaved float32, ``frames`` long."""
+    userdata = numba.carray(userdata_ptr, USERDATA_SIZE, np.int64)
+    count = numba.int64(frames)
+    indata = numba.carray(input_buffer, (count, userdata[N_IN]), np.float32)
+    outdata = numba.carray(output_buffer, (count, userdata[N_OUT]), np.float32)
+    gains = _f32_1d(userdata, GAINS_AT)
+    resampling = (_f32_2d(userdata, BANK_IN_AT), _f32_1d(userdata, HISTORY_IN_AT),
+                  _i64_1d(userdata, STATE_IN_AT), _f32_2d(userdata, BANK_OUT_AT),
+                  _f32_1d(userdata, HISTORY_OUT_AT), _i64_1d(userdata, STATE_OUT_AT),
+                  _f32_1d(userdata, FIFO_AT))
+    run_block(indata, outdata, userdata[IN_CHANNEL], _i64_1d(userdata, OUT_MASK_AT),
+              gains[0], gains[1], _f32_2d(userdata, SCRATCH_AT),
+              _i64_2d(userdata, TABLE_AT), _f32_1d(userdata, F32_AT),
+              _f64_1d(userdata, F64_AT), _f32_2d(userdata, S32_AT),
+              _f64_2d(userdata, S64_AT), _f32_1d(userdata, RING_AT),
+              _f64_1d(userdata, STATS_AT), numba.int64(status_flags), resampling)
+    return _PA_CONTINUE
+
+
+class CallbackData:
+    """The int64 array :func:`audio_callback` gets as ``userdata``: addresses and shapes
+    of every array it works on (kept alive here), the input channel and channel counts."""
+
+    def __init__(self, arrays, in_channel, n_in, n_out):
+        self.arrays = arrays  # name -> array, for every entry of ARRAYS
+        self.userdata = np.zeros(USERDATA_SIZE, dtype=np.int64)
+        for i, (name, dtype, ndim) in enumerate(ARRAYS):
+            array = arrays[name]
+            if array.dtype != dtype or array.ndim != ndim or not array.flags.c_contiguous:
+                raise ValueError(f"{name}: need a C-contiguous {ndim}-D {np.dtype(dtype)} array")
+            shape = array.shape + (1,) * (2 - ndim)
+            self.userdata[3 * i:3 * i + 3] = (array.ctypes.data, *shape)
+        self.userdata[[IN_CHANNEL, N_IN, N_OUT]] = in_channel, n_in, n_out
+
+    @property
+    def address(self):
+        return self.userdata.ctypes.data
 
 
 @numba.njit(cache=True)

@@ -1,11 +1,13 @@
 """A live session: open the duplex stream, run until told to stop, report what happened.
 
-Threads: PortAudio's audio thread runs the callback (one compiled call, see
-:mod:`ampnet.live.rt_kernel`); the main thread waits for Ctrl-C, SIGTERM,
-``--duration`` or the stream ending; a status thread prints levels, callback
-load and xruns a few times a second; with ``--record`` a writer thread drains a
-ring buffer to disk. Garbage collection is frozen and disabled while streaming,
-so a collection cannot stall the callback while it waits for the GIL.
+Threads: PortAudio's audio thread runs the callback, which is compiled C
+(:func:`ampnet.live.rt_kernel.audio_callback`, handed to PortAudio as a function
+pointer): it never enters Python, so neither the GIL nor the other threads can
+delay it. The main thread waits for Ctrl-C, SIGTERM, ``--duration`` or the
+stream ending; a status thread prints levels, callback load and xruns a few
+times a second; with ``--record`` a writer thread drains a ring buffer to disk.
+Garbage collection is still frozen and disabled while streaming, for the status
+and writer threads' sake.
 """
 
 import gc
@@ -86,30 +88,34 @@ class LiveSession:
 
         resampling = rt_kernel.Resampling(rate, model_rate, o.blocksize or MAX_BLOCK)
         chain = self.spec.build(model_rate, max_block=resampling.model_frames)
-        arrays = chain.kernel_arrays()
         scratch = aligned_zeros((4, max(resampling.model_frames, o.blocksize or MAX_BLOCK)))
         out_mask = np.zeros(n_out, dtype=np.int64)
         out_mask[[c - 1 for c in out_channels]] = 1
-        in_gain = np.float32(10 ** (o.input_gain_db / 20))
-        out_gain = np.float32(10 ** (o.output_gain_db / 20))
-        in_index = o.input_channel - 1
-        block = _warm_kernel((o.blocksize or 256, n_in, n_out), in_index, out_mask, in_gain,
-                             out_gain, scratch, arrays, self.ring, self.stats, resampling.arrays)
+        gains = np.array([10 ** (o.input_gain_db / 20), 10 ** (o.output_gain_db / 20)], np.float32)
+        table, f32, f64, s32, s64 = chain.kernel_arrays()
+        bank_in, history_in, state_in, bank_out, history_out, state_out, fifo = resampling.arrays
+        callback_data = rt_kernel.CallbackData(
+            dict(out_mask=out_mask, gains=gains, scratch=scratch, table=table, f32=f32, f64=f64,
+                 s32=s32, s64=s64, ring=self.ring, stats=self.stats, bank_in=bank_in,
+                 history_in=history_in, state_in=state_in, bank_out=bank_out,
+                 history_out=history_out, state_out=state_out, fifo=fifo),
+            o.input_channel - 1, n_in, n_out)
+        _warm_up(callback_data, o.blocksize or 256, n_in, n_out)
         chain.reset()
         resampling.reset()
         self.stats[:] = 0.0
-        stats, ring, resampling_arrays = self.stats, self.ring, resampling.arrays
-        table, f32, f64, s32, s64 = arrays
-
-        def callback(indata, outdata, frames, time_info, status):
-            block(indata, outdata, in_index, out_mask, in_gain, out_gain, scratch, table, f32, f64,
-                  s32, s64, ring, stats, status._flags, resampling_arrays)
+        stats = self.stats
 
         cycles_per_second = rt_kernel.cycles_per_second()
         try:
-            stream = sd.Stream(samplerate=rate, blocksize=o.blocksize, device=(in_dev, out_dev),
-                               channels=(n_in, n_out), dtype="float32", latency=o.latency,
-                               callback=callback, finished_callback=self._finished)
+            # The compiled C callback goes to PortAudio as it is (sounddevice passes a C
+            # function pointer through): no Python on the audio thread.
+            stream = sd._StreamBase(
+                "duplex", samplerate=rate, blocksize=o.blocksize, device=(in_dev, out_dev),
+                channels=(n_in, n_out), dtype="float32", latency=o.latency,
+                callback=sd._ffi.cast("PaStreamCallback *", rt_kernel.audio_callback.address),
+                userdata=sd._ffi.cast("void *", callback_data.address), wrap_callback=None,
+                finished_callback=self._finished)
         except sd.PortAudioError as err:
             raise AmpnetError(f"cannot open the audio stream: {err}") from None
 
@@ -210,25 +216,13 @@ class LiveSession:
             self.stop_event.set()
 
 
-def _warm_kernel(shape, in_index, out_mask, in_gain, out_gain, scratch, arrays, ring, stats,
-                 resampling):
-    """Compile (or load) ``run_block`` for sounddevice's array types and return its
-    compiled entry point, so the callback neither dispatches nor compiles."""
-    import cffi
-
-    ffi = cffi.FFI()
-    frames, n_in, n_out = shape
-    buffers = [ffi.new("float[]", frames * n) for n in (n_in, n_out)]
-    io = []
-    for buf, n in zip(buffers, (n_in, n_out)):
-        array = np.frombuffer(ffi.buffer(buf), dtype=np.float32)  # as sounddevice builds them
-        array.shape = -1, n
-        io.append(array)
-    args = (io[0], io[1], in_index, out_mask, in_gain, out_gain, scratch, *arrays, ring, stats, 0,
-            resampling)
-    rt_kernel.run_block(*args)
-    signature = tuple(rt_kernel.run_block.typeof_pyval(a) for a in args)
-    return rt_kernel.run_block.overloads[signature].entry_point
+def _warm_up(callback_data, frames, n_in, n_out):
+    """Run the compiled C callback once on silence (it was compiled, or loaded from the
+    cache, when :mod:`rt_kernel` was imported), so its code and data are paged in."""
+    indata = np.zeros((frames, n_in), np.float32)
+    outdata = np.zeros((frames, n_out), np.float32)
+    rt_kernel.audio_callback.ctypes(indata.ctypes.data, outdata.ctypes.data, frames, None, 0,
+                                    callback_data.address)
 
 
 class _StatusPrinter(threading.Thread):
