@@ -5,6 +5,7 @@ without the ``train`` extra.
 """
 
 import datetime
+import signal
 import sys
 from pathlib import Path
 
@@ -109,6 +110,9 @@ def run_train(args):
     print(f"training LSTM-{config.hidden} x {config.layers} layer(s), skip {'on' if config.skip else 'off'}, "
           f"on {train[0].size / pair.sample_rate:.1f} s ({device}, {torch.get_num_threads()} threads); "
           f"budget {config.minutes:g} min. Ctrl-C stops early and keeps the best model.")
+    # Python leaves SIGINT ignored when it started ignored (a job started with `&` or
+    # nohup); `kill -INT` must still stop the run and keep the best model.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         history = trainer.fit(train, val)
     except KeyboardInterrupt:
