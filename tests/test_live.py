@@ -98,6 +98,24 @@ def wait_until_streaming(live, timeout=30):
     return "".join(lines)
 
 
+def play_through_live(server, path, signal_in, record_seconds, *extra):
+    """Start ``ampnet live PATH *extra``, play ``signal_in`` into it and record its output
+    until half a second after the signal ends; it stops on its own ``--duration``.
+    Returns ``(process, start-up output, stdout, stderr, recording)``."""
+    harness = Harness(server, signal_in, record_seconds)
+    try:
+        live = start_live(server, path, *extra)
+        started = wait_until_streaming(live)
+        harness.wire()
+        while harness.position < signal_in.size + server.rate // 2:
+            assert live.poll() is None, live.communicate()
+            time.sleep(0.1)
+        stdout, stderr = live.communicate(timeout=30)
+    finally:
+        harness.close()
+    return live, started, stdout, stderr, harness.recording[:harness.recorded]
+
+
 def summary_numbers(stdout):
     match = re.search(r"(\d+) callbacks, (\d+) xruns", stdout)
     assert match, stdout
@@ -133,17 +151,8 @@ def test_live_output_equals_render(server, model_path, preset_path, what):
     block = server.blocksize
     music = guitar_like(3.0, seed=8)
     signal_in = np.concatenate([np.zeros(LEAD, np.float32), music])
-    harness = Harness(server, signal_in, record_seconds=4.5)
-    try:
-        live = start_live(server, path, "--blocksize", str(block), "--duration", "8")
-        wait_until_streaming(live)
-        harness.wire()
-        while harness.position < signal_in.size + RATE:
-            assert live.poll() is None, live.communicate()
-            time.sleep(0.1)
-        stdout, stderr = live.communicate(timeout=30)
-    finally:
-        harness.close()
+    live, _, stdout, stderr, recorded = play_through_live(
+        server, path, signal_in, 4.5, "--blocksize", str(block), "--duration", "8")
     assert live.returncode == 0, stderr
     callbacks, xruns = summary_numbers(stdout)
     # Bounded, not zero: this machine stalls now and then, and JACK reports an xrun to every
@@ -152,7 +161,6 @@ def test_live_output_equals_render(server, model_path, preset_path, what):
     spec = load_spec(path)
     expected = spec.build(spec.sample_rate).process(
         np.concatenate([np.zeros(4 * RATE, np.float32), signal_in]))[4 * RATE:]
-    recorded = harness.recording[:harness.recorded]
     n = expected.size - 4 * block
     errors = {lag: np.max(np.abs(recorded[lag:lag + n] - expected[:n]))
               for lag in range(0, 4 * block + 1) if lag + n <= recorded.size}
@@ -169,17 +177,8 @@ def test_live_resamples_when_the_device_runs_at_another_rate(model_path, tmp_pat
     music = guitar_like(1.5, device_rate, seed=9)
     signal_in = np.concatenate([np.zeros(device_rate // 2, np.float32), music])
     try:
-        harness = Harness(srv, signal_in, record_seconds=2.5)
-        try:
-            live = start_live(srv, model_path, "--blocksize", str(block), "--duration", "6")
-            started = wait_until_streaming(live)
-            harness.wire()
-            while harness.position < signal_in.size + device_rate // 2:
-                assert live.poll() is None, live.communicate()
-                time.sleep(0.1)
-            stdout, stderr = live.communicate(timeout=30)
-        finally:
-            harness.close()
+        live, started, stdout, stderr, recorded = play_through_live(
+            srv, model_path, signal_in, 2.5, "--blocksize", str(block), "--duration", "6")
         strict = start_live(srv, model_path, "--strict-rate", "--duration", "1")
         _, strict_err = strict.communicate(timeout=60)
     finally:
@@ -189,7 +188,6 @@ def test_live_resamples_when_the_device_runs_at_another_rate(model_path, tmp_pat
     assert live.returncode == 0, stderr
     assert "resampling in the stream: device 44100 Hz <-> model 48000 Hz" in started
     assert "resampled 44100 Hz <-> 48000 Hz" in stdout
-    recorded = harness.recording[:harness.recorded]
     # Offline: the filters start at an unknown phase (the stream ran before the harness
     # played), so try each of the 147 device-sample offsets that make a whole period.
     into, back = Polyphase(device_rate, RATE), Polyphase(RATE, device_rate)

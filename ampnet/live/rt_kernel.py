@@ -210,13 +210,21 @@ def audio_callback(input_buffer, output_buffer, frames, time_info, status_flags,
 
 class CallbackData:
     """The int64 array :func:`audio_callback` gets as ``userdata``: addresses and shapes
-    of every array it works on (kept alive here), the input channel and channel counts."""
+    of every array it works on (kept alive here), the input channel and channel counts.
+    ``chain``: a :class:`~ampnet.host.chain.Chain`; ``resampling``: :class:`Resampling`;
+    ``scratch`` ``(4, max_block)`` float32; ``gains`` float32 ``[input, output]`` (linear);
+    ``out_mask`` int64, 1 for the output channels that get the chain's output."""
 
-    def __init__(self, arrays, in_channel, n_in, n_out):
-        self.arrays = arrays  # name -> array, for every entry of ARRAYS
+    def __init__(self, chain, resampling, scratch, ring, stats, out_mask, gains, in_channel,
+                 n_in, n_out):
+        self.arrays = {**dict(zip(("table", "f32", "f64", "s32", "s64"), chain.kernel_arrays())),
+                       **dict(zip(("bank_in", "history_in", "state_in", "bank_out",
+                                   "history_out", "state_out", "fifo"), resampling.arrays)),
+                       "scratch": scratch, "ring": ring, "stats": stats, "out_mask": out_mask,
+                       "gains": gains}
         self.userdata = np.zeros(USERDATA_SIZE, dtype=np.int64)
         for i, (name, dtype, ndim) in enumerate(ARRAYS):
-            array = arrays[name]
+            array = self.arrays[name]
             if array.dtype != dtype or array.ndim != ndim or not array.flags.c_contiguous:
                 raise ValueError(f"{name}: need a C-contiguous {ndim}-D {np.dtype(dtype)} array")
             shape = array.shape + (1,) * (2 - ndim)

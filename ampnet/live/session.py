@@ -92,14 +92,8 @@ class LiveSession:
         out_mask = np.zeros(n_out, dtype=np.int64)
         out_mask[[c - 1 for c in out_channels]] = 1
         gains = np.array([10 ** (o.input_gain_db / 20), 10 ** (o.output_gain_db / 20)], np.float32)
-        table, f32, f64, s32, s64 = chain.kernel_arrays()
-        bank_in, history_in, state_in, bank_out, history_out, state_out, fifo = resampling.arrays
-        callback_data = rt_kernel.CallbackData(
-            dict(out_mask=out_mask, gains=gains, scratch=scratch, table=table, f32=f32, f64=f64,
-                 s32=s32, s64=s64, ring=self.ring, stats=self.stats, bank_in=bank_in,
-                 history_in=history_in, state_in=state_in, bank_out=bank_out,
-                 history_out=history_out, state_out=state_out, fifo=fifo),
-            o.input_channel - 1, n_in, n_out)
+        callback_data = rt_kernel.CallbackData(chain, resampling, scratch, self.ring, self.stats,
+                                               out_mask, gains, o.input_channel - 1, n_in, n_out)
         _warm_up(callback_data, o.blocksize or 256, n_in, n_out)
         chain.reset()
         resampling.reset()
