@@ -6,7 +6,7 @@ import numba
 import numpy as np
 import pytest
 
-from ampnet.engine import LSTMEngine
+from ampnet.engine import LSTMEngine, lstm_kernel
 from ampnet.engine.activations import sigmoid32, tanh32
 from tests.allocation import traced_growth_and_peak
 from tests.signals import guitar_like, random_model
@@ -32,8 +32,16 @@ def run_in_blocks(model, audio, sizes):
     return out
 
 
+PARITY_HIDDEN_SIZES = [8, 16, 24, 32, 40, 64]
+
+
+def test_parity_sizes_run_every_compiled_tile_width():
+    widths = {lstm_kernel.tile_width(hidden) for hidden in PARITY_HIDDEN_SIZES}
+    assert widths == set(lstm_kernel.TILE_WIDTHS)
+
+
 @pytest.mark.parametrize("layers", [1, 2, 3])
-@pytest.mark.parametrize("hidden", [8, 16, 24, 32, 40, 64])
+@pytest.mark.parametrize("hidden", PARITY_HIDDEN_SIZES)
 def test_matches_torch_lstm_on_ten_seconds(hidden, layers):
     model = random_model(hidden, layers, seed=hidden * 10 + layers)
     expected = torch_reference.torch_forward(model, TEN_SECONDS)

@@ -14,12 +14,13 @@ def pack_params(model: LSTMModel) -> np.ndarray:
     hidden = model.hidden_size
     if hidden > lstm_kernel.MAX_HIDDEN or len(model.knobs) > lstm_kernel.HEADER - lstm_kernel.KNOBS:
         raise ValueError("model too large for the engine")
-    padded = lstm_kernel.padded_gates(hidden)
-    tiles = padded // lstm_kernel.TILE
+    width = lstm_kernel.tile_width(hidden)
+    padded = lstm_kernel.padded_gates(hidden, width)
+    tiles = padded // width
     column_scale = np.repeat(_SIGMOID_GATES, hidden)  # (4H,)
     header = np.zeros(lstm_kernel.HEADER, dtype=np.float32)
-    header[:7] = [model.input_scale, 1.0 if model.skip else 0.0, model.output_gain,
-                  model.input_size, hidden, model.num_layers, padded]
+    header[:8] = [model.input_scale, 1.0 if model.skip else 0.0, model.output_gain,
+                  model.input_size, hidden, model.num_layers, padded, width]
     header[lstm_kernel.KNOBS:lstm_kernel.KNOBS + len(model.knobs)] = [k.default for k in model.knobs]
     parts = [header]
     for layer in model.layers:
@@ -29,8 +30,8 @@ def pack_params(model: LSTMModel) -> np.ndarray:
         stacked[:4 * hidden] = np.concatenate([layer.weight_ih, layer.weight_hh], axis=1) \
             * column_scale[:, None]
         rows = stacked.shape[1]
-        # (padded, rows) -> (tiles, rows, TILE)
-        tiled = stacked.reshape(tiles, lstm_kernel.TILE, rows).transpose(0, 2, 1)
+        # (padded, rows) -> (tiles, rows, width)
+        tiled = stacked.reshape(tiles, width, rows).transpose(0, 2, 1)
         parts += [bias, tiled.ravel()]
     parts += [model.head_weight.ravel(), model.head_bias.ravel()]
     flat = np.concatenate(parts).astype(np.float32)

@@ -5,14 +5,15 @@ The kernels take just four arrays, ``(x, y, params, state)``, because each array
 argument costs time to unpack on every call.
 
 ``params`` -- a header of ``HEADER`` values (``in_scale, skip_gain, out_gain,
-input_size, hidden, layers, padded``, unused, then up to 8 knob values from
+input_size, hidden, layers, padded, width``, then up to 8 knob values from
 ``KNOBS``), followed by the weights. The gate columns of each layer (4 * hidden, in
-PyTorch order i, f, g, o) are padded with zero columns to ``padded`` (a multiple
-of ``TILE``). For each layer ``l`` with ``n_in`` inputs (``input_size`` for layer
-0, ``hidden`` above it) and ``rows = n_in + hidden``: the bias ``b_ih + b_hh``
-``(padded,)``, then ``W_l`` in tiles, shape ``(padded // TILE, rows, TILE)``,
-where ``W_l[t, r, k]`` is the weight from input row ``r`` of ``[x; h]`` to gate
-column ``t * TILE + k``. The i, f and o columns are pre-multiplied by 0.5 so that
+PyTorch order i, f, g, o) are cut into tiles of ``width`` columns (one of
+``TILE_WIDTHS``, the one that needs the least padding: 64 for H=16, 32 and 64, 80
+for H=40, 96 for H=24) and padded with zero columns to ``padded``. For each layer
+``l`` with ``n_in`` inputs (``input_size`` for layer 0, ``hidden`` above it) and
+``rows = n_in + hidden``: the bias ``b_ih + b_hh`` ``(padded,)``, then ``W_l`` in
+tiles, shape ``(padded // width, rows, width)``, where ``W_l[t, r, k]`` is the
+weight from input row ``r`` of ``[x; h]`` to gate column ``t * width + k``. The i, f and o columns are pre-multiplied by 0.5 so that
 every gate is one ``tanh``: ``sigmoid(z) = 0.5 + 0.5 * tanh(z / 2)`` (scaling by
 0.5 is exact in float). The head follows: ``w_out`` ``(hidden,)``, ``b_out`` ``(1,)``.
 
@@ -22,10 +23,11 @@ matrix-vector product covers ``W_ih x + W_hh h``); then the cells.
 
 Gate sums live in a stack buffer of ``4 * MAX_HIDDEN`` values.
 
-Speed notes. The matrix-vector product keeps one tile of ``TILE`` gate sums in a
-stack buffer for a whole pass over the rows: LLVM knows that buffer cannot alias
-the weights, keeps it in eight AVX registers and streams the tile's weights
-through fused multiply-adds, one load each. (Accumulating into the ``gates``
+Speed notes. The matrix-vector product keeps one tile of gate sums in a stack
+buffer for a whole pass over the rows: LLVM knows that buffer cannot alias the
+weights, keeps it in AVX registers (8, 10 or 12 of the 16) and streams the tile's
+weights through fused multiply-adds, one load each. Each width is its own
+compiled loop, because the width must be a compile-time constant for that. (Accumulating into the ``gates``
 array instead costs a load and a store per row, and is twice as slow.) Every
 computed index is cast to unsigned, so Numba omits its negative-index
 wraparound, which would otherwise stop vectorisation; ``error_model="numpy"``
@@ -44,7 +46,7 @@ from numba.extending import intrinsic
 
 from ampnet.engine.activations import tanh32
 
-TILE = 64
+TILE_WIDTHS = (64, 80, 96)
 HEADER = 16
 KNOBS = 8  # offset of the knob values in the header
 MAX_HIDDEN = 1024
@@ -68,16 +70,44 @@ def _stack_float32(typingctx, size):
     return types.CPointer(types.float32)(size), codegen
 
 
-def padded_gates(hidden):
-    """Gate columns ``4 * hidden`` rounded up to a whole number of tiles."""
-    return -(-4 * hidden // TILE) * TILE
+def tile_width(hidden):
+    """The tile width in ``TILE_WIDTHS`` that pads ``4 * hidden`` gate columns least
+    (the narrowest on a tie)."""
+    return min(TILE_WIDTHS, key=lambda width: (padded_gates(hidden, width), width))
+
+
+def padded_gates(hidden, width):
+    """Gate columns ``4 * hidden`` rounded up to a whole number of tiles of ``width``."""
+    return -(-4 * hidden // width) * width
+
+
+def _tile_pass(width):
+    """A compiled pass over one tile of ``width`` gate columns: the bias, the sums over
+    all ``rows`` of ``vin`` from ``v_off``, and the tanh of each into ``gates``."""
+
+    @numba.njit(inline="always", **_JIT)
+    def tile_pass(gates, g_off, params, b_off, w_off, vin, v_off, rows):
+        acc = numba.carray(_stack_float32(width), width)
+        for k in range(width):
+            acc[k] = params[b_off + _U(k)]
+        for r in range(rows):
+            a = vin[_U(v_off + r)]
+            r_off = _U(w_off + r * width)
+            for k in range(width):
+                acc[k] += params[r_off + _U(k)] * a
+        for k in range(width):
+            gates[g_off + _U(k)] = tanh32(acc[k])
+
+    return tile_pass
+
+
+_PASS_64, _PASS_80, _PASS_96 = (_tile_pass(width) for width in TILE_WIDTHS)
 
 
 @numba.njit(**_JIT)
 def _run_channel(x, y, params, state):
     """Process one channel: ``x`` and ``y`` are 1-D float32 views of equal length
     (they may be the same array); ``state`` is this channel's state row."""
-    acc = numba.carray(_stack_float32(TILE), TILE)
     gates = numba.carray(_stack_float32(GATE_BUFFER), GATE_BUFFER)
     in_scale = params[0]
     skip_gain = params[1]
@@ -86,7 +116,8 @@ def _run_channel(x, y, params, state):
     hidden = int(params[4])
     n_layers = int(params[5])
     padded = int(params[6])
-    tiles = padded // TILE
+    width = int(params[7])
+    tiles = padded // width
     vin = state
     rows_total = 0
     head_off = HEADER
@@ -108,18 +139,15 @@ def _run_channel(x, y, params, state):
             rows = n_in + hidden
             for tt in range(tiles):
                 t = tiles - 1 - tt if reverse else tt
-                b_off = _U(w_off + t * TILE)
-                for k in range(TILE):
-                    acc[k] = params[b_off + _U(k)]
-                t_off = w_off + padded + t * rows * TILE
-                for r in range(rows):
-                    a = vin[_U(v_off + r)]
-                    r_off = _U(t_off + r * TILE)
-                    for k in range(TILE):
-                        acc[k] += params[r_off + _U(k)] * a
-                g_off = _U(t * TILE)
-                for k in range(TILE):
-                    gates[g_off + _U(k)] = tanh32(acc[k])
+                g_off = _U(t * width)
+                b_off = _U(w_off + t * width)
+                t_off = w_off + padded + t * rows * width
+                if width == 64:
+                    _PASS_64(gates, g_off, params, b_off, t_off, vin, v_off, rows)
+                elif width == 80:
+                    _PASS_80(gates, g_off, params, b_off, t_off, vin, v_off, rows)
+                else:
+                    _PASS_96(gates, g_off, params, b_off, t_off, vin, v_off, rows)
             h_off = _U(v_off + n_in)
             c_off = _U(rows_total + layer * hidden)
             for j in range(hidden):
