@@ -72,6 +72,26 @@ def test_nam_file_follows_the_documented_layout(tmp_path):
     assert np.abs(y - output(model)).max() < 1e-5
 
 
+@pytest.mark.parametrize("layers", [1, 2])
+def test_official_nam_package_plays_the_export(tmp_path, layers):
+    """The Neural Amp Modeler project's own loader (``pip install neural-amp-modeler``,
+    the package that writes the files the NAM plugin reads) runs the exported file
+    and gives ampnet's output. Skipped where that package is not installed (it
+    brings PyTorch Lightning and transformers; CI runs it in a venv of its own)."""
+    nam_models = pytest.importorskip("nam.models")
+    torch = pytest.importorskip("torch")
+    model = random_model(12, layers, skip=False, seed=27, input_scale=1.4, output_gain=0.9)
+    model.initial_h = np.random.default_rng(2).uniform(-0.3, 0.3, (layers, 12)).astype(np.float32)
+    model.initial_c = np.random.default_rng(3).uniform(-0.3, 0.3, (layers, 12)).astype(np.float32)
+    code, target = convert(tmp_path, model, "amp.nam")
+    assert code == 0
+    nam_model = nam_models.init_from_nam(json.loads(target.read_text()))
+    nam_model.eval()
+    with torch.no_grad():
+        theirs = nam_model(torch.from_numpy(AUDIO)).numpy()
+    assert np.abs(theirs - output(model)).max() < 1e-5
+
+
 @pytest.mark.parametrize("skip, knobs", [(True, 0), (False, 0), (True, 1)])
 def test_aidax_round_trip_keeps_the_output(tmp_path, skip, knobs):
     model = random_model(16, 1, knobs=knobs, skip=skip, seed=24, input_scale=2.2, output_gain=0.7)
