@@ -13,9 +13,10 @@ for H=40, 96 for H=24) and padded with zero columns to ``padded``. For each laye
 ``l`` with ``n_in`` inputs (``input_size`` for layer 0, ``hidden`` above it) and
 ``rows = n_in + hidden``: the bias ``b_ih + b_hh`` ``(padded,)``, then ``W_l`` in
 tiles, shape ``(padded // width, rows, width)``, where ``W_l[t, r, k]`` is the
-weight from input row ``r`` of ``[x; h]`` to gate column ``t * width + k``. The i, f and o columns are pre-multiplied by 0.5 so that
-every gate is one ``tanh``: ``sigmoid(z) = 0.5 + 0.5 * tanh(z / 2)`` (scaling by
-0.5 is exact in float). The head follows: ``w_out`` ``(hidden,)``, ``b_out`` ``(1,)``.
+weight from input row ``r`` of ``[x; h]`` to gate column ``t * width + k``. The i,
+f and o columns are pre-multiplied by 0.5 so that every gate is one ``tanh``:
+``sigmoid(z) = 0.5 + 0.5 * tanh(z / 2)`` (scaling by 0.5 is exact in float).
+The head follows: ``w_out`` ``(hidden,)``, ``b_out`` ``(1,)``.
 
 ``state`` -- ``(channels, sum_l rows_l + layers * hidden)``. Per channel: ``vin``,
 for each layer its input vector followed by its own hidden state (so one
@@ -27,11 +28,12 @@ Speed notes. The matrix-vector product keeps one tile of gate sums in a stack
 buffer for a whole pass over the rows: LLVM knows that buffer cannot alias the
 weights, keeps it in AVX registers (8, 10 or 12 of the 16) and streams the tile's
 weights through fused multiply-adds, one load each. Each width is its own
-compiled loop, because the width must be a compile-time constant for that. (Accumulating into the ``gates``
-array instead costs a load and a store per row, and is twice as slow.) Every
-computed index is cast to unsigned, so Numba omits its negative-index
-wraparound, which would otherwise stop vectorisation; ``error_model="numpy"``
-removes the division check that would stop the activation loop from vectorising.
+compiled loop, because the width must be a compile-time constant for that.
+(Accumulating into the ``gates`` array instead costs a load and a store per row,
+and is twice as slow.) Every computed index is cast to unsigned, so Numba omits
+its negative-index wraparound, which would otherwise stop vectorisation;
+``error_model="numpy"`` removes the division check that would stop the activation
+loop from vectorising.
 Successive samples visit the tiles in opposite orders: when a layer's weights
 outgrow the L1 cache (H=64: 66 KB), the tiles used last are still cached when the
 next sample starts, which halves the traffic from L2. Each tile's sums are
@@ -107,7 +109,7 @@ _PASS_64, _PASS_80, _PASS_96 = (_tile_pass(width) for width in TILE_WIDTHS)
 @numba.njit(cache=True, fastmath={"contract", "reassoc"}, error_model="numpy")
 def _dot(a, a_off, b, b_off, n):
     """``sum(a[a_off:a_off + n] * b[b_off:b_off + n])``, summed in whatever order
-    vectorises (eight lanes at a time: 7% faster than a scalar sum at H=32); the
+    vectorises (eight lanes at a time: about 4% off the whole kernel at H=32); the
     order is fixed at compile time, so the result is the same on every call."""
     total = _ZERO
     for j in range(n):
