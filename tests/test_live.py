@@ -147,25 +147,31 @@ def preset_path(model_path):
 
 @pytest.mark.parametrize("what", ["model", "preset"])
 def test_live_output_equals_render(server, model_path, preset_path, what):
+    """The recording equals the offline render, shifted by whole blocks. An xrun drops or
+    repeats a period, so a run with xruns that does not match is played again (up to
+    three runs); a mismatch in a run without xruns fails at once."""
     path = model_path if what == "model" else preset_path
     block = server.blocksize
     music = guitar_like(3.0, seed=8)
     signal_in = np.concatenate([np.zeros(LEAD, np.float32), music])
-    live, _, stdout, stderr, recorded = play_through_live(
-        server, path, signal_in, 4.5, "--blocksize", str(block), "--duration", "8")
-    assert live.returncode == 0, stderr
-    callbacks, xruns = summary_numbers(stdout)
-    # Bounded, not zero: this machine stalls now and then, and JACK reports an xrun to every
-    # client when any client (this Python harness too) is late.
-    assert xruns <= 0.2 * callbacks
     spec = load_spec(path)
     expected = spec.build(spec.sample_rate).process(
         np.concatenate([np.zeros(4 * RATE, np.float32), signal_in]))[4 * RATE:]
     n = expected.size - 4 * block
-    errors = {lag: np.max(np.abs(recorded[lag:lag + n] - expected[:n]))
-              for lag in range(0, 4 * block + 1) if lag + n <= recorded.size}
-    lag = min(errors, key=errors.get)
-    assert errors[lag] < 1e-4, (lag, errors[lag])
+    for attempt in range(3):
+        live, _, stdout, stderr, recorded = play_through_live(
+            server, path, signal_in, 4.5, "--blocksize", str(block), "--duration", "8")
+        assert live.returncode == 0, stderr
+        callbacks, xruns = summary_numbers(stdout)
+        # Bounded, not zero: this machine stalls now and then, and JACK reports an xrun to
+        # every client when any client (this Python harness too) is late.
+        assert xruns <= 0.2 * callbacks
+        errors = {lag: np.max(np.abs(recorded[lag:lag + n] - expected[:n]))
+                  for lag in range(0, 4 * block + 1) if lag + n <= recorded.size}
+        lag = min(errors, key=errors.get)
+        if errors[lag] < 1e-4 or xruns == 0:
+            break
+    assert errors[lag] < 1e-4, (lag, errors[lag], f"{xruns} xruns in run {attempt + 1}")
     assert lag % block == 0 and lag <= 2 * block  # the stream adds whole blocks of latency
 
 
