@@ -1,6 +1,7 @@
 """Measuring what a processing loop allocates from ampnet's own code (tracemalloc)."""
 
 import gc
+import itertools
 import os
 import tracemalloc
 
@@ -31,6 +32,16 @@ def traced_growth_and_peak(run, warm_calls, measured_calls):
         gc.enable()
     grown = [d for d in after_snapshot.compare_to(before_snapshot, "traceback") if d.size_diff > 0]
     return grown, peak - before
+
+
+def repeated_calls(*calls):
+    """A ``run(count)`` for :func:`traced_growth_and_peak` that makes each ``(process, block,
+    out)`` call ``count`` times (``itertools.repeat``: the loop makes no int objects)."""
+    def run(count):
+        for _ in itertools.repeat(None, count):
+            for process, block, out in calls:
+                process(block, out)
+    return run
 
 
 def _stop_tqdm_monitor():

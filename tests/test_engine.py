@@ -1,6 +1,5 @@
 """The streaming engine: parity with PyTorch, block-size invariance, state, allocation."""
 
-import itertools
 
 import numba
 import numpy as np
@@ -8,7 +7,7 @@ import pytest
 
 from ampnet.engine import LSTMEngine, lstm_kernel
 from ampnet.engine.activations import sigmoid32, tanh32
-from tests.allocation import traced_growth_and_peak
+from tests.allocation import repeated_calls, traced_growth_and_peak
 from tests.signals import guitar_like, random_model
 
 torch_reference = pytest.importorskip("tests.torch_reference")
@@ -119,13 +118,8 @@ def test_process_allocates_nothing():
     out = np.empty_like(block)
     mono_engine = LSTMEngine(model)
     mono, mono_out = TEN_SECONDS[:4096].copy(), np.empty(4096, dtype=np.float32)
-
-    def run(calls):
-        for _ in itertools.repeat(None, calls):  # no int objects from the loop itself
-            engine.process(block, out)
-            mono_engine.process(mono, mono_out)
-
-    grown, peak = traced_growth_and_peak(run, 100, 500)
+    grown, peak = traced_growth_and_peak(
+        repeated_calls((engine.process, block, out), (mono_engine.process, mono, mono_out)), 100, 500)
     # Nothing allocated from ampnet's code accumulates over 1000 calls (a per-call
     # object would add tens of kilobytes; the slack is CPython's free lists)...
     assert sum(d.size_diff for d in grown) < 1024, grown[0].traceback.format()

@@ -19,7 +19,7 @@ from ampnet.host.preset import load_preset, load_spec
 from ampnet.host.processors import (Cabinet, DCBlocker, Gain, Mix, NeuralModel, NoiseGate,
                                     ToneStack, one_pole)
 from ampnet.host.loudness import model_loudness_dbfs
-from tests.allocation import traced_growth_and_peak
+from tests.allocation import repeated_calls, traced_growth_and_peak
 from tests.signals import guitar_like, random_model
 
 signal = pytest.importorskip("scipy.signal")
@@ -189,12 +189,8 @@ def test_chain_process_allocates_nothing(full_chain):
     block, out = np.zeros((2, 64), dtype=np.float32), np.zeros((2, 64), dtype=np.float32)
     mono_chain = Chain(full_chain, RATE, max_block=64)
     mono, mono_out = np.zeros(64, dtype=np.float32), np.zeros(64, dtype=np.float32)
-
-    def go(calls):
-        for _ in itertools.repeat(None, calls):
-            chain.process(block, out)
-            mono_chain.process(mono, mono_out)
-    grown, peak = traced_growth_and_peak(go, 100, 1000)
+    grown, peak = traced_growth_and_peak(
+        repeated_calls((chain.process, block, out), (mono_chain.process, mono, mono_out)), 100, 1000)
     assert sum(d.size_diff for d in grown) < 1024, grown[0].traceback.format()
     assert peak < 1024
 
