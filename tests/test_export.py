@@ -3,6 +3,7 @@ layouts read back by independent code, and clear refusals."""
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from ampnet.formats import load_model, save_model
 from tests.signals import guitar_like, random_model
 
 AUDIO = guitar_like(1.0, seed=21)
+AIDAX_FILES = Path(__file__).resolve().parents[2] / "shared" / "data" / "models" / "aida-x"
 
 
 def output(model, audio=AUDIO):
@@ -126,6 +128,28 @@ def test_aidax_file_carries_its_own_reference_output(tmp_path):
         h, _ = lstm(torch.from_numpy(g_in * x)[None, :, None])
         reference = g_out * (h[0].numpy() @ dense_w[:, 0] + dense_b[0] + doc["in_skip"] * g_in * x)
     assert np.abs(reference - y).max() < 1e-5
+
+
+@pytest.mark.parametrize("original", sorted(AIDAX_FILES.glob("*/*.json")), ids=lambda p: p.stem)
+def test_aidax_export_writes_back_the_files_aidax_plays(tmp_path, original):
+    """Files from AidaDSP's own model collection (the deer ink studios TW40 is the model
+    AIDA-X bundles and loads at start), read by ampnet and written back: what AIDA-X
+    reads (``in_shape``, ``in_skip``, gains, each layer's type, shape, activation and
+    weights, see its ``loadModelFromStream`` and RTNeural's ``ModelT::parseJson``)
+    comes out as it went in, weights bit for bit."""
+    target = tmp_path / "back.json"
+    assert main(["convert", str(original), "--to", "aidax", "-o", str(target)]) == 0
+    theirs, ours = json.loads(original.read_text()), json.loads(target.read_text())
+    assert ours["in_shape"] == theirs["in_shape"]
+    assert ours["in_skip"] == theirs.get("in_skip", 0)
+    assert ours["in_gain"] == theirs.get("in_gain", 0) and ours["out_gain"] == theirs.get("out_gain", 0)
+    assert len(ours["layers"]) == len(theirs["layers"]) == 2
+    for mine, upstream in zip(ours["layers"], theirs["layers"]):
+        assert [mine[k] for k in ("type", "shape", "activation")] == \
+            [upstream[k] for k in ("type", "shape", "activation")]
+        assert len(mine["weights"]) == len(upstream["weights"])
+        for a, b in zip(mine["weights"], upstream["weights"]):
+            assert np.array_equal(np.asarray(a, np.float32), np.asarray(b, np.float32))
 
 
 def test_refusals_say_why_and_what_to_do(tmp_path, capsys):
