@@ -6,6 +6,12 @@ a second ``ampnet render`` start (Numba cache warm) on a 1 s file. ampnet and to
 run in interleaved passes; each reports its best pass (what the machine can do) and
 its median pass, and the speed-up is also given per round.
 
+ampnet is measured twice: through ``LSTMEngine.process`` called from Python once per
+block (what ``render`` and library users do; about 0.65 us of call overhead per
+block), and through the same compiled kernel called once per block from compiled
+code, as ``ampnet live``'s audio callback calls it (no Python between blocks; the
+like-for-like comparison with a C++ engine's per-block figure).
+
     python benchmarks/engine.py [--seconds 3] [--out benchmarks/results/engine.json]
 
 Needs the test extra (torch). Not a test: it asserts nothing, it measures.
@@ -21,12 +27,14 @@ import tempfile
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
 import soundfile as sf
 import torch
 
-from ampnet.engine import LSTMEngine
+from ampnet.engine import LSTMEngine, lstm_kernel
 from ampnet.formats import save_model
+from ampnet.live.rt_kernel import cycle_counter, cycles_per_second
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.signals import guitar_like, random_model  # noqa: E402
@@ -52,6 +60,43 @@ def time_blocks(process, audio, block):
         process(x)
         times[i] = clock() - start
     return time.thread_time() - cpu_start, times
+
+
+@numba.njit
+def _compiled_blocks(audio, out, params, state, block, cycles):
+    """Run the engine's kernel over ``audio`` in blocks of ``block`` samples from compiled
+    code; ``cycles[i]`` gets block ``i``'s duration in cycle-counter ticks."""
+    for i in range(cycles.size):
+        start = cycle_counter()
+        lstm_kernel._run_channel(audio[i * block:(i + 1) * block], out[i * block:(i + 1) * block],
+                                 params, state)
+        cycles[i] = cycle_counter() - start
+
+
+class CompiledStream:
+    """ampnet's kernel driven block by block from compiled code, as the live callback
+    drives it. ``run(audio, block)`` returns ``(cpu_seconds, block_seconds)`` like
+    :func:`time_blocks`."""
+
+    ticks_per_second = None
+
+    def __init__(self, model):
+        self.engine = LSTMEngine(model)
+        if CompiledStream.ticks_per_second is None:
+            CompiledStream.ticks_per_second = cycles_per_second()
+
+    def reset(self):
+        self.engine.reset()
+
+    def run(self, audio, block):
+        params, state = self.engine.kernel_arrays()
+        out = np.empty_like(audio)
+        cycles = np.empty(audio.size // block, dtype=np.int64)
+        _compiled_blocks(audio[:block], out[:block], params, state, block, cycles[:1])  # compile
+        self.reset()
+        cpu_start = time.thread_time()
+        _compiled_blocks(audio, out, params, state, block, cycles)
+        return time.thread_time() - cpu_start, cycles / self.ticks_per_second
 
 
 class AmpnetStream:
@@ -89,13 +134,15 @@ class TorchStream:
 def compare(model, audio, torch_audio, block, rounds):
     """Interleaved passes, ampnet then torch, ``rounds`` times, so both see the same
     machine (this VM's speed drifts by tens of percent). Returns each one's passes."""
-    ours, theirs = AmpnetStream(model, block), TorchStream(model)
+    ours, compiled, theirs = AmpnetStream(model, block), CompiledStream(model), TorchStream(model)
     theirs(torch_audio[:block])
-    passes = {"ampnet": [], "torch": []}
+    passes = {"ampnet": [], "ampnet_compiled": [], "torch": []}
     for _ in range(rounds):
         for name, stream, signal in (("ampnet", ours, audio), ("torch", theirs, torch_audio)):
             stream.reset()
             passes[name].append(time_blocks(stream, signal, block))
+        compiled.reset()
+        passes["ampnet_compiled"].append(compiled.run(audio, block))
     return passes
 
 
@@ -135,22 +182,24 @@ def main():
     audio = guitar_like(args.seconds, RATE, seed=1)
     rows = []
     print(f"{'H':>3} {'block':>5} | ms/s best median | {'median us':>9} {'worst us':>9} | "
-          f"{'torch ms/s':>10} | speed-up (least round) | target")
+          f"compiled ms/s | {'torch ms/s':>10} | speed-up (least round) | target")
     for hidden in HIDDEN_SIZES:
         model = random_model(hidden, 1, seed=hidden)
         for block in BLOCK_SIZES:
             torch_audio = audio[: max(block, int(min(args.seconds, 1.0) * RATE) // block * block)]
             passes = compare(model, audio, torch_audio, block, args.rounds)
             ours, theirs = summarise(passes["ampnet"], block), summarise(passes["torch"], block)
+            compiled = summarise(passes["ampnet_compiled"], block)
             ratio = theirs["cpu_ms_per_s"] / ours["cpu_ms_per_s"]
             round_ratios = [(t[0] / t[1].size) / (a[0] / a[1].size)
                             for a, t in zip(passes["ampnet"], passes["torch"])]
             target = TARGETS_MS.get(hidden) if block == 64 else None
             rows.append({"hidden": hidden, "layers": 1, "block": block, "ampnet": ours,
-                         "torch": theirs, "speedup_vs_torch": ratio,
+                         "ampnet_compiled_driver": compiled, "torch": theirs, "speedup_vs_torch": ratio,
                          "speedup_vs_torch_per_round": round_ratios, "target_ms_per_s": target})
             print(f"{hidden:>3} {block:>5} | {ours['cpu_ms_per_s']:>6.2f} {ours['cpu_ms_per_s_median']:>6.2f} | "
                   f"{ours['median_block_us']:>9.1f} {ours['worst_block_us']:>9.1f} | "
+                  f"{compiled['cpu_ms_per_s']:>6.2f} {compiled['cpu_ms_per_s_median']:>6.2f} | "
                   f"{theirs['cpu_ms_per_s']:>10.1f} | {ratio:>6.1f}x ({min(round_ratios):.1f}x) | "
                   f"{'' if target is None else f'<= {target} ms/s'}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
