@@ -132,8 +132,9 @@ class TorchStream:
 
 
 def compare(model, audio, torch_audio, block, rounds):
-    """Interleaved passes, ampnet then torch, ``rounds`` times, so both see the same
-    machine (this VM's speed drifts by tens of percent). Returns each one's passes."""
+    """Interleaved passes, ampnet (from Python), torch, then ampnet (compiled driver),
+    ``rounds`` times, so all see the same machine (this VM's speed drifts by tens of
+    percent). Returns each one's passes."""
     ours, compiled, theirs = AmpnetStream(model, block), CompiledStream(model), TorchStream(model)
     theirs(torch_audio[:block])
     passes = {"ampnet": [], "ampnet_compiled": [], "torch": []}
