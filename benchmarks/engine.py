@@ -78,12 +78,9 @@ class CompiledStream:
     drives it. ``run(audio, block)`` returns ``(cpu_seconds, block_seconds)`` like
     :func:`time_blocks`."""
 
-    ticks_per_second = None
-
     def __init__(self, model):
         self.engine = LSTMEngine(model)
-        if CompiledStream.ticks_per_second is None:
-            CompiledStream.ticks_per_second = cycles_per_second()
+        self.ticks_per_second = cycles_per_second()
 
     def reset(self):
         self.engine.reset()

@@ -107,10 +107,11 @@ _PASS_64, _PASS_80, _PASS_96 = (_tile_pass(width) for width in TILE_WIDTHS)
 
 
 @numba.njit(cache=True, fastmath={"contract", "reassoc"}, error_model="numpy")
-def _dot(a, a_off, b, b_off, n):
-    """``sum(a[a_off:a_off + n] * b[b_off:b_off + n])``, summed in whatever order
-    vectorises (eight lanes at a time: about 4% off the whole kernel at H=32); the
-    order is fixed at compile time, so the result is the same on every call."""
+def dot(a, a_off, b, b_off, n):
+    """``sum(a[a_off:a_off + n] * b[b_off:b_off + n])`` of 1-D float32 arrays, summed in
+    whatever order vectorises (eight lanes at a time: about 4% off the whole kernel at
+    H=32, as the head); the order is fixed at compile time, so the result is the same
+    on every call. Also the live resampler's filter."""
     total = _ZERO
     for j in range(n):
         total += a[a_off + _U(j)] * b[b_off + _U(j)]
@@ -178,7 +179,7 @@ def _run_channel(x, y, params, state):
                     vin[_U(v_off) + _U(j)] = vin[h_off + _U(j)]
             w_off += (1 + rows) * padded
         h_off = _U(v_off - hidden)
-        head = _dot(params, _U(head_off), vin, h_off, hidden) + params[_U(head_off + hidden)]
+        head = dot(params, _U(head_off), vin, h_off, hidden) + params[_U(head_off + hidden)]
         y[n] = out_gain * (head + skip_gain * x_raw)
 
 

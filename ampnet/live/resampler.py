@@ -23,7 +23,7 @@ from fractions import Fraction
 import numba
 import numpy as np
 
-from ampnet.engine.lstm_kernel import _stack_float32
+from ampnet.engine.lstm_kernel import dot
 from ampnet.errors import AmpnetError
 
 PASSBAND = 0.4  # passband edge, as a fraction of the lower rate
@@ -115,20 +115,11 @@ def resample_block(x, y, bank, history, state):
     frames = x.shape[0]
     for n in range(frames):
         history[_U(keep + n)] = x[n]
-    acc = numba.carray(_stack_float32(LANES), LANES)
     p, down = state[0], state[1]
     count = 0
     for n in range(frames):
         while p < up:
-            for j in range(LANES):
-                acc[j] = 0.0
-            row = bank[p]
-            window = history[n:n + taps]
-            for k in range(0, taps, LANES):
-                for j in range(LANES):
-                    acc[j] += row[_U(k + j)] * window[_U(k + j)]
-            total = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]))
-            y[count] = total
+            y[count] = dot(bank[p], _U(0), history, _U(n), taps)
             count += 1
             p += down
         p -= up
