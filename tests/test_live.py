@@ -101,33 +101,37 @@ def wait_until_streaming(live, timeout=30):
 def play_through_live(server, path, signal_in, record_seconds, *extra):
     """Start ``ampnet live PATH *extra``, play ``signal_in`` into it and record its output
     until half a second after the signal ends; it stops on its own ``--duration``.
-    Returns ``(process, start-up output, stdout, stderr, recording)``."""
+    Returns ``(process, start-up output, stdout, stderr, recording, complete)``;
+    ``complete`` is False when ``--duration`` ended the stream before the signal was
+    through (the server ran slower than the clock: the machine stalled)."""
     harness = Harness(server, signal_in, record_seconds)
+    end = signal_in.size + server.rate // 2
     try:
         live = start_live(server, path, *extra)
         started = wait_until_streaming(live)
         harness.wire()
-        while harness.position < signal_in.size + server.rate // 2:
-            assert live.poll() is None, live.communicate()
+        while harness.position < end and live.poll() is None:
             time.sleep(0.1)
         stdout, stderr = live.communicate(timeout=30)
     finally:
         harness.close()
-    return live, started, stdout, stderr, harness.recording[:harness.recorded]
+    return live, started, stdout, stderr, harness.recording[:harness.recorded], harness.position >= end
 
 
 def play_until_it_matches(server, path, signal_in, record_seconds, extra, distance, tries=3):
     """:func:`play_through_live`, judged by ``distance(recording) -> (max error, lag)``.
     An xrun drops or repeats a period, so a run with xruns whose error is 1e-4 or more is
-    played again (up to ``tries`` runs); a run without xruns is final, match or not.
-    Returns ``(start-up output, stdout, (error, lag), xruns, runs)`` of the last run."""
+    played again (up to ``tries`` runs), and so is a run that a stalled machine left
+    incomplete (its error counts as infinite); a complete run without xruns is final,
+    match or not. Returns ``(start-up output, stdout, (error, lag), xruns, runs)`` of
+    the last run."""
     for runs in range(1, tries + 1):
-        live, started, stdout, stderr, recorded = play_through_live(
+        live, started, stdout, stderr, recorded, complete = play_through_live(
             server, path, signal_in, record_seconds, *extra)
         assert live.returncode == 0, stderr
         _, xruns = summary_numbers(stdout)
-        error, lag = distance(recorded)
-        if error < 1e-4 or xruns == 0:
+        error, lag = distance(recorded) if complete else (np.inf, None)
+        if complete and (error < 1e-4 or xruns == 0):
             break
     return started, stdout, (error, lag), xruns, runs
 
