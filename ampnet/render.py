@@ -7,7 +7,12 @@ output only once complete. Memory stays flat whatever the file's length.
 """
 
 import concurrent.futures
+import errno
 import multiprocessing
+import os
+import queue as queue_module
+import shutil
+import signal
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +22,14 @@ import soundfile as sf
 import soxr
 from tqdm import tqdm
 
-from ampnet.errors import AmpnetError
+from ampnet.errors import AmpnetError, Stopped
 from ampnet.host.preset import load_spec
-from ampnet.io.audio import find_audio_inputs, format_for_path, open_audio, output_subtype
+from ampnet.io.audio import (find_audio_inputs, format_for_path, open_audio, output_subtype,
+                             read_frames, replace_nonfinite)
 from ampnet.io.files import atomic_output
 
 CHUNK_FRAMES = 65536
+FULL_DISK_BYTES = 16 * 2 ** 20  # a write that fails with less free space than this: disk full
 
 
 @dataclass
@@ -47,15 +54,16 @@ def plan_jobs(inputs, output=None, out_dir=None, overwrite=False):
     failed results so that the rest of the batch still renders."""
     if (output is None) == (out_dir is None):
         raise AmpnetError("give either -o OUTPUT (one input file) or --out-dir DIR")
-    found = find_audio_inputs(inputs)
+    found, problems = find_audio_inputs(inputs)
+    failures = [RenderResult(RenderJob(path, path), error=message) for path, message in problems]
     if output is not None:
-        if len(found) != 1 or Path(inputs[0]).is_dir():
-            raise AmpnetError(f"-o names one output file but {len(found)} inputs were found; "
+        if len(inputs) != 1 or Path(inputs[0]).is_dir():
+            raise AmpnetError(f"-o names one output file but {len(inputs)} inputs were given; "
                               "use --out-dir DIR for several files or a folder")
-        pairs = [(found[0][0], Path(output))]
+        pairs = [(src, Path(output)) for src, _ in found]
     else:
         pairs = [(src, Path(out_dir) / rel) for src, rel in found]
-    jobs, failures = [], []
+    jobs = []
     for src, target in pairs:
         job = RenderJob(src, target)
         if target.resolve() == src.resolve():
@@ -74,8 +82,10 @@ def render_file(spec, job, blocksize=64, subtype=None, progress=None):
     into ``job.target``.
 
     The output has the input's sample rate, channels, length and (unless
-    ``subtype`` is given) subtype. ``progress(frames)`` is called after each chunk
-    with the number of input frames done. Returns a :class:`RenderResult`.
+    ``subtype`` is given) subtype. NaN or infinite input samples are replaced by
+    silence before they reach the resampler or the chain, and counted in the notes.
+    ``progress(frames)`` is called after each chunk with the number of input frames
+    done. Returns a :class:`RenderResult`.
     """
     notes = []
     with open_audio(job.source) as src:
@@ -91,32 +101,71 @@ def render_file(spec, job, blocksize=64, subtype=None, progress=None):
         to_model = soxr.ResampleStream(rate, model_rate, channels, dtype="float32") if resample else None
         from_model = soxr.ResampleStream(model_rate, rate, channels, dtype="float32") if resample else None
         job.target.parent.mkdir(parents=True, exist_ok=True)
-        written = clipped = 0
+        written = clipped = nonfinite = 0
+        first_bad = None  # (frame, channel)
         with atomic_output(job.target) as tmp:
-            with sf.SoundFile(str(tmp), "w", samplerate=rate, channels=channels,
-                              subtype=out_subtype, format=fmt) as dst:
-                read = 0
-                while read < frames:
-                    chunk = src.read(CHUNK_FRAMES, dtype="float32", always_2d=True)
-                    if chunk.shape[0] == 0:
-                        break
-                    read += chunk.shape[0]
-                    last = read >= frames
-                    out = _process_chunk(chain, chunk, to_model, from_model, last)
-                    out = out[: frames - written]
-                    if clip:
-                        clipped += int(np.count_nonzero(np.abs(out) > 1.0))
-                        np.clip(out, -1.0, 1.0, out=out)
-                    dst.write(out)
-                    written += out.shape[0]
-                    if progress:
-                        progress(chunk.shape[0])
-                if written < frames:  # resampler tail shorter by a frame or two
-                    dst.write(np.zeros((frames - written, channels), dtype=np.float32))
+            try:
+                dst = sf.SoundFile(str(tmp), "w", samplerate=rate, channels=channels,
+                                   subtype=out_subtype, format=fmt)
+                with dst:
+                    read = 0
+                    while read < frames:
+                        chunk = read_frames(src, min(CHUNK_FRAMES, frames - read), job.source)
+                        count, first = replace_nonfinite(chunk)
+                        if count:
+                            nonfinite += count
+                            if first_bad is None:
+                                first_bad = (read + first // channels, first % channels)
+                        read += chunk.shape[0]
+                        out = _process_chunk(chain, chunk, to_model, from_model, read >= frames)
+                        out = out[: frames - written]
+                        if clip:
+                            clipped += int(np.count_nonzero(np.abs(out) > 1.0))
+                            np.clip(out, -1.0, 1.0, out=out)
+                        dst.write(out)
+                        written += out.shape[0]
+                        if progress:
+                            progress(chunk.shape[0])
+                    if written < frames:  # resampler tail shorter by a frame or two
+                        dst.write(np.zeros((frames - written, channels), dtype=np.float32))
+            except (sf.LibsndfileError, OSError) as err:
+                raise _write_error(job.target, err) from None
         if clipped:
             notes.append(f"{clipped} samples clipped at full scale for {out_subtype}; "
                          "use --subtype FLOAT to keep them")
+        notes += guard_notes(nonfinite, first_bad, rate, chain.health())
     return RenderResult(job, seconds=frames / rate, notes=tuple(notes))
+
+
+def guard_notes(nonfinite, first_bad, rate, health):
+    """Warnings for non-finite input (``first_bad``: ``(frame, channel)`` at ``rate`` Hz)
+    and for what the chain's guard saw (:meth:`~ampnet.host.chain.Chain.health`)."""
+    notes = []
+    nonfinite += health["nonfinite"]  # left by the resampler: none in practice
+    if first_bad is None and health["first_frame"] is not None:
+        first_bad = (health["first_frame"], health["first_channel"])
+    if nonfinite:
+        frame, channel = first_bad
+        notes.append(f"warning: {nonfinite} NaN or infinite input sample(s) replaced by silence, "
+                     f"the first at {frame / rate:.3f} s (frame {frame}, channel {channel + 1}); "
+                     "the input file is damaged")
+    if health["resets"]:
+        notes.append(f"warning: a processor's state overflowed {health['resets']} time(s) and was "
+                     "reset (the input has extreme levels)")
+    return notes
+
+
+def _write_error(target, err):
+    """The one-line error for a failed write: a full disk says so."""
+    folder = Path(target).parent
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = None
+    if getattr(err, "errno", None) == errno.ENOSPC or (free is not None and free < FULL_DISK_BYTES):
+        return AmpnetError(f"{target}: the disk is full ({(free or 0) / 2 ** 20:.1f} MB free in "
+                           f"{folder}); free some space or choose another output folder")
+    return AmpnetError(f"{target}: cannot be written ({err}); check that {folder} is writable")
 
 
 def _process_chunk(chain, chunk, to_model, from_model, last):
@@ -169,25 +218,43 @@ def render_batch(spec_path, jobs, blocksize=64, subtype=None, job_count=1, show_
             finish(i)
     else:
         context = multiprocessing.get_context("spawn")
-        with multiprocessing.Manager() as manager:
-            queue = manager.Queue()
-            stop = threading.Event()
-            pump = threading.Thread(target=_pump_progress, args=(queue, on_progress, stop), daemon=True)
-            pump.start()
-            with concurrent.futures.ProcessPoolExecutor(job_count, mp_context=context,
-                                                        initializer=_worker_init,
-                                                        initargs=(str(spec_path), params)) as pool:
-                futures = {pool.submit(_worker_render, i, job, blocksize, subtype, queue): i
-                           for i, job in enumerate(jobs)}
+        queue = context.Queue()  # progress: (job index, frames done), handed to each worker
+        stop = threading.Event()
+        pump = threading.Thread(target=_pump_progress, args=(queue, on_progress, stop), daemon=True)
+        pump.start()
+        with concurrent.futures.ProcessPoolExecutor(job_count, mp_context=context,
+                                                    initializer=_worker_init,
+                                                    initargs=(str(spec_path), params, queue)) as pool:
+            futures = {pool.submit(_worker_render, i, job, blocksize, subtype): i
+                       for i, job in enumerate(jobs)}
+            try:
                 for future in concurrent.futures.as_completed(futures):
                     results[futures[future]] = future.result()
-            stop.set()
-            pump.join()
-            for i in range(len(jobs)):
-                finish(i)
+            except BaseException:  # Ctrl-C, SIGTERM, SIGHUP: no worker leaves a temp file
+                _stop_workers(futures)
+                raise
+            finally:
+                stop.set()
+                pump.join()
+        for i in range(len(jobs)):
+            finish(i)
     if batch_bar is not None:
         batch_bar.close()
     return results
+
+
+def _stop_workers(futures, timeout=10.0):
+    """Cancel the files not started and stop the worker processes (this process's only
+    children) with SIGTERM: a worker in the middle of a file unwinds through
+    :func:`~ampnet.io.files.atomic_output`, which deletes its temporary file
+    (:func:`_worker_signal`)."""
+    for future in futures:
+        future.cancel()
+    children = multiprocessing.active_children()
+    for child in children:
+        child.terminate()
+    for child in children:
+        child.join(timeout)
 
 
 def _frames_or_zero(path):
@@ -206,24 +273,51 @@ def _render_safely(spec, job, blocksize, subtype, progress):
         return RenderResult(job, error=f"{job.source}: failed while rendering ({err})")
 
 
-_worker_spec = None
+_worker_spec = _worker_queue = None
+_worker_busy = False
 
 
-def _worker_init(spec_path, params):
-    global _worker_spec
-    _worker_spec = load_spec(spec_path, params)
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-def _worker_render(index, job, blocksize, subtype, queue):
-    return _render_safely(_worker_spec, job, blocksize, subtype,
-                          lambda frames: queue.put((index, frames)))
+def _worker_init(spec_path, params, queue):
+    global _worker_spec, _worker_queue
+    _handle_stop_signals(_worker_signal)
+    _worker_spec, _worker_queue = load_spec(spec_path, params), queue
+
+
+def _handle_stop_signals(handler):
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, handler)
+
+
+def _worker_signal(signum, frame):
+    """A worker told to stop: while it renders, it unwinds (:class:`Stopped`; the temporary
+    file is deleted), ignoring further signals until it has, and exits; when idle it
+    just exits. Either way without a traceback."""
+    if not _worker_busy:
+        os._exit(128 + signum)
+    _handle_stop_signals(signal.SIG_IGN)
+    raise Stopped(signum)
+
+
+def _worker_render(index, job, blocksize, subtype):
+    global _worker_busy
+    _worker_busy = True
+    try:
+        return _render_safely(_worker_spec, job, blocksize, subtype,
+                              lambda frames: _worker_queue.put((index, frames)))
+    except Stopped as stop:  # the temporary file is gone; take no further work
+        os._exit(128 + stop.signum)
+    finally:
+        _worker_busy = False
 
 
 def _pump_progress(queue, on_progress, stop):
     while not (stop.is_set() and queue.empty()):
         try:
             index, frames = queue.get(timeout=0.1)
-        except Exception:  # queue.Empty from the manager proxy
+        except queue_module.Empty:
             continue
         on_progress(index, frames)
 

@@ -1,11 +1,12 @@
 """The ``ampnet`` command line: one module per sub-command, wired up here."""
 
 import argparse
+import errno
 import sys
 
 from ampnet import __version__
 from ampnet.cli import convert_cmd, devices_cmd, info_cmd, live_cmd, render_cmd, train_cmd
-from ampnet.errors import AmpnetError
+from ampnet.errors import AmpnetError, Stopped, install_stop_handlers, restore_handlers
 
 COMMANDS = [train_cmd, render_cmd, live_cmd, devices_cmd, info_cmd, convert_cmd]
 
@@ -23,6 +24,7 @@ def build_parser():
 def main(argv=None):
     """Entry point of the ``ampnet`` console script; returns the exit code."""
     args = build_parser().parse_args(argv)
+    previous = install_stop_handlers()  # temporary files go whichever way the run ends
     try:
         return args.run(args) or 0
     except AmpnetError as err:
@@ -30,11 +32,20 @@ def main(argv=None):
         return 2
     except OSError as err:  # disk full, permission denied, ...: still one line
         where = f"{err.filename}: " if err.filename else ""
-        print(f"ampnet: error: {where}{err.strerror or err}", file=sys.stderr)
+        if err.errno == errno.ENOSPC:
+            print(f"ampnet: error: {where}the disk is full; free some space or write elsewhere",
+                  file=sys.stderr)
+        else:
+            print(f"ampnet: error: {where}{err.strerror or err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ampnet: interrupted", file=sys.stderr)
         return 130
+    except Stopped as stop:
+        print(f"ampnet: {stop}", file=sys.stderr)
+        return 128 + stop.signum
+    finally:
+        restore_handlers(previous)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from ampnet.formats import load_model, save_model
 from ampnet.io.files import write_text_atomic
 
 SUFFIXES = {".nam": "nam", ".aidax": "aidax"}
+ALLOWED_SUFFIXES = {"ampnet": (".json",), "nam": (".nam",), "aidax": (".aidax", ".json")}
 
 
 def add_parser(sub):
@@ -30,6 +31,11 @@ def run(args):
     if output.resolve() == Path(args.model).resolve():
         raise AmpnetError(f"{args.output}: is the input file; choose another output")
     target = args.to or SUFFIXES.get(output.suffix.lower(), "ampnet")
+    if output.suffix.lower() not in ALLOWED_SUFFIXES[target]:
+        raise AmpnetError(f"{output}: a {target} model file is named "
+                          f"{' or '.join(ALLOWED_SUFFIXES[target])}, not "
+                          f"{output.suffix or 'without an extension'}; choose e.g. "
+                          f"{output.with_suffix(ALLOWED_SUFFIXES[target][0]).name}")
     model = load_model(args.model)
     shape = (f"LSTM {model.num_layers} x {model.hidden_size}, {model.sample_rate:g} Hz, "
              f"skip {'on' if model.skip else 'off'}")

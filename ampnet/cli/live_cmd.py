@@ -64,6 +64,10 @@ def run(args):
     if summary["oversized_callbacks"]:
         print(f"warning: {summary['oversized_callbacks']} callbacks brought more frames than "
               f"ampnet's buffers hold and were played as silence; set --blocksize")
+    if summary["nonfinite_input"] or summary["state_resets"]:
+        print(f"warning: {summary['nonfinite_input']} NaN or infinite input samples were replaced "
+              f"by silence and {summary['state_resets']} processor state(s) reset after an "
+              "overflow; check the interface's driver and cable")
     if summary["recorded"]:
         print(f"recorded {summary['recorded_frames']} frames to {summary['recorded']}"
               + (f"; {summary['lost_frames']} frames LOST (disk too slow)" if summary["lost_frames"] else ""))

@@ -5,13 +5,13 @@ without the ``train`` extra.
 """
 
 import datetime
-import signal
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from ampnet.errors import AmpnetError
+from ampnet import limits
+from ampnet.errors import AmpnetError, Stopped
 
 
 def add_parser(sub):
@@ -53,6 +53,35 @@ def add_parser(sub):
     p.set_defaults(run=run_train)
 
 
+def check_arguments(args):
+    """Refuse impossible settings before any file is read or any time is spent: the
+    network must be one ampnet can write and play (:mod:`ampnet.limits`)."""
+    def whole(name, value, low, high):
+        if not low <= value <= high:
+            raise AmpnetError(f"--{name} {value}: must be from {low} to {high}")
+
+    whole("hidden", args.hidden, 1, limits.MAX_HIDDEN)
+    whole("layers", args.layers, 1, limits.MAX_LAYERS)
+    whole("batch", args.batch, 1, limits.MAX_BATCH)
+    whole("epochs", args.epochs, 1, limits.MAX_EPOCHS)
+    whole("threads", args.threads, 0, 1024)
+    if args.channel is not None:
+        whole("channel", args.channel, 0, limits.MAX_AUDIO_CHANNELS - 1)
+    if not limits.finite_in(args.minutes, 1e-3, limits.MAX_MINUTES):
+        raise AmpnetError(f"--minutes {args.minutes}: give a time budget above 0 "
+                          f"(at most {limits.MAX_MINUTES:g})")
+    if not limits.finite_in(args.lr, 1e-7, 1.0):
+        raise AmpnetError(f"--lr {args.lr}: give a learning rate above 0 and at most 1 "
+                          "(default 1e-2)")
+    if not limits.finite_in(args.val_fraction, 0.01, 0.5):
+        raise AmpnetError(f"--val-fraction {args.val_fraction}: must be from 0.01 to 0.5")
+    if not limits.finite_in(args.stft_weight, 0.0, 100.0):
+        raise AmpnetError(f"--stft-weight {args.stft_weight}: must be from 0 to 100")
+    if args.latency is not None and abs(args.latency) > limits.MAX_LATENCY_SECONDS * 768000:
+        raise AmpnetError(f"--latency {args.latency}: more than {limits.MAX_LATENCY_SECONDS:g} s "
+                          "at any sample rate; give it in samples")
+
+
 def run_train(args):
     try:
         import torch
@@ -64,10 +93,14 @@ def run_train(args):
     from ampnet.formats import save_model
     from ampnet.train import data as train_data
     from ampnet.train import report
-    from ampnet.train.trainer import Trainer, TrainConfig
+    from ampnet.train.trainer import Trainer, TrainConfig, choose_threads
 
+    check_arguments(args)
     output = Path(args.output)
     checkpoint = output.with_suffix(".ckpt")
+    if output.suffix.lower() != ".json":
+        raise AmpnetError(f"{output}: a model file is JSON; name it with .json (e.g. "
+                          f"{output.with_suffix('.json').name})")
     if output.exists() and not (args.overwrite or args.resume):
         raise AmpnetError(f"{output}: already exists; pass --overwrite to replace it")
     if args.resume and not checkpoint.exists():
@@ -103,6 +136,7 @@ def run_train(args):
                          epochs=args.epochs, minutes=args.minutes, batch=args.batch,
                          learning_rate=args.lr, seed=args.seed, device=device, threads=args.threads,
                          stft_weight=args.stft_weight)
+    torch.set_num_threads(choose_threads(config))
     trainer = Trainer(config, input_scale, checkpoint)
     if args.resume:
         trainer.load_checkpoint(checkpoint)
@@ -110,16 +144,16 @@ def run_train(args):
     print(f"training LSTM-{config.hidden} x {config.layers} layer(s), skip {'on' if config.skip else 'off'}, "
           f"on {train[0].size / pair.sample_rate:.1f} s ({device}, {torch.get_num_threads()} threads); "
           f"budget {config.minutes:g} min. Ctrl-C stops early and keeps the best model.")
-    # Python leaves SIGINT ignored when it started ignored (a job started with `&` or
-    # nohup); `kill -INT` must still stop the run and keep the best model.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+    # ampnet's main() turned SIGINT (even when started ignored, as `&` or nohup does),
+    # SIGTERM and SIGHUP into exceptions: each stops the run and keeps the best model.
     try:
         history = trainer.fit(train, val)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Stopped) as stop:
         trainer.net.load_state_dict(trainer.best_state)
         history = trainer.history
-        history.stopped_because = "interrupted (Ctrl-C); resume with --resume"
-        print("\ninterrupted: keeping the best model so far", file=sys.stderr)
+        why = "Ctrl-C" if isinstance(stop, KeyboardInterrupt) else str(stop)
+        history.stopped_because = f"interrupted ({why}); resume with --resume"
+        print(f"\ninterrupted ({why}): keeping the best model so far", file=sys.stderr)
         if not history.epochs:
             raise AmpnetError("interrupted before the first epoch ended; nothing to save") from None
     seconds = trainer.elapsed_before

@@ -12,8 +12,8 @@ _SIGMOID_GATES[2] = 1.0  # gate order i, f, g, o: only g is a tanh gate
 def pack_params(model: LSTMModel) -> np.ndarray:
     """The kernel's ``params`` array: header, then the tiled weights (see :mod:`lstm_kernel`)."""
     hidden = model.hidden_size
-    if hidden > lstm_kernel.MAX_HIDDEN or len(model.knobs) > lstm_kernel.HEADER - lstm_kernel.KNOBS:
-        raise ValueError("model too large for the engine")
+    if hidden > lstm_kernel.MAX_HIDDEN or len(model.knobs) > lstm_kernel.MAX_KNOBS:
+        raise ValueError("model too large for the engine (see ampnet.limits)")
     width = lstm_kernel.tile_width(hidden)
     padded = lstm_kernel.padded_gates(hidden, width)
     tiles = padded // width

@@ -47,11 +47,11 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from ampnet.engine.activations import tanh32
+from ampnet.limits import MAX_HIDDEN, MAX_KNOBS
 
 TILE_WIDTHS = (64, 80, 96)
 HEADER = 16
-KNOBS = 8  # offset of the knob values in the header
-MAX_HIDDEN = 1024
+KNOBS = HEADER - MAX_KNOBS  # offset of the knob values in the header: 8
 GATE_BUFFER = 4 * MAX_HIDDEN
 _HALF = np.float32(0.5)
 _ZERO = np.float32(0.0)

@@ -17,9 +17,23 @@ __all__ = ["Knob", "LSTMModel", "load_model", "save_model"]
 
 
 def load_model(path) -> LSTMModel:
-    """Load a model file of any supported format."""
+    """Load a model file of any supported format. Every reader checks sizes and counts
+    against :mod:`ampnet.limits` before it allocates, and ends with
+    :func:`~ampnet.formats.model.check_model`; anything wrong is one
+    :class:`~ampnet.errors.ModelFileError` naming the file and the field."""
     path = Path(path)
     doc = read_json(path)
+    try:
+        return _from_document(doc, path)
+    except ModelFileError:
+        raise
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, OverflowError) as err:
+        # A structure no reader expected (a list where an object belongs, ...): still one line.
+        raise ModelFileError(path, None, f"damaged or not a model file ampnet reads "
+                             f"({type(err).__name__}: {str(err)[:100]})") from None
+
+
+def _from_document(doc, path):
     if isinstance(doc, dict) and doc.get("format") == FORMAT_NAME:
         return model_from_dict(doc, path)
     if nam.looks_like_nam(doc):

@@ -11,22 +11,25 @@ from pathlib import Path
 
 import numpy as np
 
+from ampnet import limits
 from ampnet.errors import AmpnetError, ModelFileError
-from ampnet.formats.model import Knob, LSTMLayer, LSTMModel
+from ampnet.formats.model import Knob, LSTMLayer, LSTMModel, check_model
 from ampnet.io.files import write_text_atomic
 
 FORMAT_NAME = "ampnet"
 FORMAT_VERSION = 1
-MAX_HIDDEN = 1024
-MAX_LAYERS = 8
 
 
 def read_json(path):
-    """Parse a JSON model file, with one-line errors for missing, empty or broken files."""
+    """Parse a JSON model file, with one-line errors for missing, empty, oversized or
+    broken files (the size is checked before the file is read)."""
     if not path.exists():
         raise AmpnetError(f"{path}: no such model file")
     if path.is_dir():
         raise AmpnetError(f"{path}: is a folder, not a model file")
+    if not path.is_file():
+        raise AmpnetError(f"{path}: is not a regular file")
+    limits.check_file_size(path, limits.MAX_MODEL_FILE_BYTES, "a model file")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
@@ -38,6 +41,9 @@ def read_json(path):
     except json.JSONDecodeError as err:
         raise ModelFileError(path, None, f"not valid JSON (line {err.lineno}, column {err.colno}: "
                                          f"{err.msg}); the file may be truncated or not a model") from None
+    except (RecursionError, ValueError) as err:  # absurd nesting, a number of 5000 digits
+        raise ModelFileError(path, None, f"not a JSON file ampnet can read ({type(err).__name__}: "
+                                         f"{str(err)[:80]})") from None
 
 
 def model_from_dict(doc, path) -> LSTMModel:
@@ -56,19 +62,22 @@ def model_from_dict(doc, path) -> LSTMModel:
     if kind != "lstm":
         raise ModelFileError(path, "architecture.type",
                              f"unsupported architecture {kind!r}; ampnet runs \"lstm\" models")
-    input_size = _get_int(arch, "input_size", path, "architecture.input_size", 1, 8)
-    hidden = _get_int(arch, "hidden_size", path, "architecture.hidden_size", 1, MAX_HIDDEN)
-    num_layers = _get_int(arch, "num_layers", path, "architecture.num_layers", 1, MAX_LAYERS)
+    input_size = _get_int(arch, "input_size", path, "architecture.input_size", 1,
+                          1 + limits.MAX_KNOBS)
+    hidden = _get_int(arch, "hidden_size", path, "architecture.hidden_size", 1, limits.MAX_HIDDEN)
+    num_layers = _get_int(arch, "num_layers", path, "architecture.num_layers", 1,
+                          limits.MAX_LAYERS)
 
     skip = _get(doc, "skip", bool, path)
     input_scale = _get_number(doc, "input_scale", path)
     output_gain = _get_number(doc, "output_gain", path)
     sample_rate = _get_number(doc, "sample_rate", path)
-    if not 1000 <= sample_rate <= 768000:
-        raise ModelFileError(path, "sample_rate", f"{sample_rate} Hz is not a plausible sample rate")
 
     knobs = []
-    for i, item in enumerate(doc.get("knobs", [])):
+    knob_items = doc.get("knobs", [])
+    if not isinstance(knob_items, list) or len(knob_items) > limits.MAX_KNOBS:
+        raise ModelFileError(path, "knobs", f"expected a list of at most {limits.MAX_KNOBS} knobs")
+    for i, item in enumerate(knob_items):
         where = f"knobs[{i}]"
         if not isinstance(item, dict):
             raise ModelFileError(path, where, "expected an object with name, default, min, max")
@@ -104,10 +113,11 @@ def model_from_dict(doc, path) -> LSTMModel:
     metadata = doc.get("metadata", {})
     if not isinstance(metadata, dict):
         raise ModelFileError(path, "metadata", "expected an object")
-    return LSTMModel(hidden_size=hidden, layers=layers, head_weight=head_weight,
-                     head_bias=head_bias, sample_rate=float(sample_rate), skip=skip,
-                     input_scale=float(input_scale), output_gain=float(output_gain),
-                     knobs=knobs, initial_h=initial_h, initial_c=initial_c, metadata=metadata)
+    return check_model(LSTMModel(hidden_size=hidden, layers=layers, head_weight=head_weight,
+                                 head_bias=head_bias, sample_rate=float(sample_rate), skip=skip,
+                                 input_scale=float(input_scale), output_gain=float(output_gain),
+                                 knobs=knobs, initial_h=initial_h, initial_c=initial_c,
+                                 metadata=metadata), path)
 
 
 def model_to_dict(model: LSTMModel) -> dict:
@@ -145,6 +155,7 @@ def save_model(model: LSTMModel, path, overwrite=False):
     path = Path(path)
     if path.exists() and not overwrite:
         raise AmpnetError(f"{path}: already exists; pass --overwrite to replace it")
+    check_model(model, path)  # never write a file that ampnet itself would refuse
     write_text_atomic(path, json.dumps(model_to_dict(model), indent=1) + "\n")
 
 
@@ -160,7 +171,7 @@ def _tensor(container, key, shape, path, prefix="weights"):
         raise ModelFileError(path, field, "missing")
     if not isinstance(item, dict) or "shape" not in item or "data" not in item:
         raise ModelFileError(path, field, "expected an object with \"shape\" and \"data\"")
-    if list(item["shape"]) != list(shape):
+    if not isinstance(item["shape"], list) or item["shape"] != list(shape):
         raise ModelFileError(path, field, f"shape {item['shape']} does not match the architecture "
                              f"(expected {list(shape)})")
     data = item["data"]

@@ -68,3 +68,72 @@ class LSTMModel:
     @property
     def name(self) -> str:
         return str(self.metadata.get("name", "unnamed model"))
+
+
+def check_model(model: LSTMModel, path) -> LSTMModel:
+    """Check ``model`` against :mod:`ampnet.limits` and for consistency: sizes, shapes,
+    finite weights, plausible rate and gains, knob ranges. Every reader ends with this,
+    so a model that loads is one the engine can run. Raises
+    :class:`~ampnet.errors.ModelFileError` naming ``path`` and the field; returns ``model``."""
+    from ampnet import limits
+    from ampnet.errors import ModelFileError
+
+    hidden, n_layers = model.hidden_size, len(model.layers)
+    if not 1 <= hidden <= limits.MAX_HIDDEN:
+        raise ModelFileError(path, "hidden_size", f"{hidden} is outside the supported range "
+                             f"1..{limits.MAX_HIDDEN}")
+    if not 1 <= n_layers <= limits.MAX_LAYERS:
+        raise ModelFileError(path, "num_layers", f"{n_layers} is outside the supported range "
+                             f"1..{limits.MAX_LAYERS}")
+    if len(model.knobs) > limits.MAX_KNOBS:
+        raise ModelFileError(path, "knobs", f"{len(model.knobs)} knob inputs; ampnet plays up to "
+                             f"{limits.MAX_KNOBS}")
+    if not limits.finite_in(model.sample_rate, limits.MIN_SAMPLE_RATE, limits.MAX_SAMPLE_RATE):
+        raise ModelFileError(path, "sample_rate", f"{model.sample_rate!r} Hz is not a sample rate "
+                             f"ampnet plays ({limits.MIN_SAMPLE_RATE:g} to "
+                             f"{limits.MAX_SAMPLE_RATE:g} Hz)")
+    if not limits.finite_in(abs(model.input_scale), limits.MIN_INPUT_SCALE, limits.MAX_GAIN):
+        raise ModelFileError(path, "input_scale", f"{model.input_scale!r} is not a usable input "
+                             "gain (a finite number, at most +-120 dB)")
+    if not limits.finite_in(abs(model.output_gain), 0.0, limits.MAX_GAIN):
+        raise ModelFileError(path, "output_gain", f"{model.output_gain!r} is not a usable output "
+                             "gain (a finite number, at most +120 dB)")
+    g4 = 4 * hidden
+    expected = {"head_weight": (1, hidden), "head_bias": (1,)}
+    arrays = {"head_weight": model.head_weight, "head_bias": model.head_bias}
+    for i, layer in enumerate(model.layers):
+        n_in = model.input_size if i == 0 else hidden
+        for name, shape in (("weight_ih", (g4, n_in)), ("weight_hh", (g4, hidden)),
+                            ("bias_ih", (g4,)), ("bias_hh", (g4,))):
+            expected[f"layer {i} {name}"] = shape
+            arrays[f"layer {i} {name}"] = getattr(layer, name)
+    if model.initial_h is not None or model.initial_c is not None:
+        for name in ("initial_h", "initial_c"):
+            expected[name] = (n_layers, hidden)
+            arrays[name] = getattr(model, name)
+    for name, shape in expected.items():
+        array = arrays[name]
+        if not isinstance(array, np.ndarray) or array.shape != shape:
+            got = list(array.shape) if isinstance(array, np.ndarray) else type(array).__name__
+            raise ModelFileError(path, name, f"shape {got} does not fit the architecture "
+                                 f"(expected {list(shape)})")
+        if not np.all(np.isfinite(array)):
+            raise ModelFileError(path, name, "contains NaN or infinite values; the model is "
+                                 "broken (retrain it, or export it again)")
+    names = set()
+    for i, knob in enumerate(model.knobs):
+        where = f"knobs[{i}]"
+        if not isinstance(knob.name, str) or not 0 < len(knob.name) <= limits.MAX_KNOB_NAME:
+            raise ModelFileError(path, where + ".name", f"needs a name of 1 to "
+                                 f"{limits.MAX_KNOB_NAME} characters")
+        if knob.name in names:
+            raise ModelFileError(path, where + ".name", f"{knob.name!r} appears twice")
+        names.add(knob.name)
+        values = (knob.minimum, knob.default, knob.maximum)
+        if not all(limits.finite_in(v, -limits.MAX_GAIN, limits.MAX_GAIN) for v in values):
+            raise ModelFileError(path, where, "min, default and max must be finite numbers")
+        if not knob.minimum < knob.maximum or not knob.minimum <= knob.default <= knob.maximum:
+            raise ModelFileError(path, where, f"{knob.name}: needs min < max and the default "
+                                 f"between them (min {knob.minimum:g}, default {knob.default:g}, "
+                                 f"max {knob.maximum:g})")
+    return model

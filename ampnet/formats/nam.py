@@ -9,8 +9,9 @@ last layer the head weight (1 x H) and bias (1). No skip path; a missing
 
 import numpy as np
 
+from ampnet import limits
 from ampnet.errors import ModelFileError
-from ampnet.formats.model import Knob, LSTMLayer, LSTMModel
+from ampnet.formats.model import Knob, LSTMLayer, LSTMModel, check_model
 
 DEFAULT_RATE = 48000.0
 
@@ -24,19 +25,31 @@ def model_from_nam(doc, path) -> LSTMModel:
     if arch != "LSTM":
         raise ModelFileError(path, "architecture", f"this is a NAM {arch} model; ampnet runs "
                              "LSTM models only (play WaveNet captures in the NAM plugin)")
-    config = doc.get("config") or {}
-    try:
-        input_size, hidden, layers = (int(config[k]) for k in ("input_size", "hidden_size", "num_layers"))
-    except (KeyError, TypeError, ValueError):
-        raise ModelFileError(path, "config", "needs input_size, hidden_size and num_layers") from None
-    weights = np.asarray(doc["weights"], dtype=np.float64)
+    config = doc.get("config")
+    if not isinstance(config, dict):
+        raise ModelFileError(path, "config", "missing; an LSTM .nam file needs input_size, "
+                             "hidden_size and num_layers")
+    bounds = {"input_size": 1 + limits.MAX_KNOBS, "hidden_size": limits.MAX_HIDDEN,
+              "num_layers": limits.MAX_LAYERS}
+    for key, high in bounds.items():
+        value = config.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= high:
+            raise ModelFileError(path, f"config.{key}", f"{value!r}: expected a whole number "
+                                 f"from 1 to {high}")
+    input_size, hidden, layers = (config[k] for k in bounds)
     expected = sum(4 * hidden * ((input_size if i == 0 else hidden) + hidden) + 6 * hidden
                    for i in range(layers)) + hidden + 1
-    if weights.size != expected:
-        raise ModelFileError(path, "weights", f"{weights.size} values; an LSTM of "
+    if len(doc["weights"]) != expected:  # counted before anything is converted
+        raise ModelFileError(path, "weights", f"{len(doc['weights'])} values; an LSTM of "
                              f"{layers} x {hidden} needs {expected} (the file is damaged)")
+    try:
+        weights = np.asarray(doc["weights"], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ModelFileError(path, "weights", "must be a flat list of numbers") from None
+    if weights.ndim != 1:
+        raise ModelFileError(path, "weights", "must be a flat list of numbers")
     if not np.all(np.isfinite(weights)):
-        raise ModelFileError(path, "weights", "contains NaN or infinite values")
+        raise ModelFileError(path, "weights", "contains NaN or infinite values; the model is broken")
     weights = weights.astype(np.float32)
     pos = 0
 
@@ -57,7 +70,7 @@ def model_from_nam(doc, path) -> LSTMModel:
                                      bias.copy(), np.zeros(4 * hidden, np.float32)))
     head_weight = take(hidden, (1, hidden)).copy()
     head_bias = take(1, (1,)).copy()
-    meta = dict(doc.get("metadata") or {})
+    meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
     metadata = {"name": meta.get("name") or path.stem, "source_format": f"NAM {doc.get('version', '?')}"}
     for key in ("modeled_by", "gear_type", "gear_make", "gear_model", "tone_type", "loudness",
                 "gain", "input_level_dbu", "output_level_dbu"):
@@ -65,7 +78,10 @@ def model_from_nam(doc, path) -> LSTMModel:
             metadata[key] = meta[key]
     knobs = [Knob(f"param{i}") for i in range(1, input_size)]
     rate = doc.get("sample_rate")
-    return LSTMModel(hidden_size=hidden, layers=lstm_layers, head_weight=head_weight,
-                     head_bias=head_bias, sample_rate=float(rate) if rate and rate > 0 else DEFAULT_RATE,
-                     skip=False, knobs=knobs, initial_h=np.stack(h0), initial_c=np.stack(c0),
-                     metadata=metadata)
+    if rate is not None and not limits.finite_in(rate, limits.MIN_SAMPLE_RATE, limits.MAX_SAMPLE_RATE):
+        raise ModelFileError(path, "sample_rate", f"{rate!r} Hz is not a sample rate ampnet plays "
+                             f"({limits.MIN_SAMPLE_RATE:g} to {limits.MAX_SAMPLE_RATE:g} Hz)")
+    return check_model(LSTMModel(
+        hidden_size=hidden, layers=lstm_layers, head_weight=head_weight, head_bias=head_bias,
+        sample_rate=float(rate) if rate is not None else DEFAULT_RATE, skip=False, knobs=knobs,
+        initial_h=np.stack(h0), initial_c=np.stack(c0), metadata=metadata), path)

@@ -14,10 +14,13 @@ modules in a row (one stack of layers) and a ``<prefix>weight``/``bias`` linear 
 
 import re
 
+import math
+
 import numpy as np
 
+from ampnet import limits
 from ampnet.errors import ModelFileError
-from ampnet.formats.model import Knob, LSTMLayer, LSTMModel
+from ampnet.formats.model import Knob, LSTMLayer, LSTMModel, check_model
 
 DEFAULT_RATE = 48000.0
 
@@ -42,21 +45,48 @@ def _array(value, path, field, ndim):
     return array.astype(np.float32)
 
 
+def _decibels(value, path, field):
+    """A gain in dB (a number, or the number as a string) as a linear factor, within +-120 dB."""
+    try:
+        db = float(value or 0.0)
+    except (TypeError, ValueError):
+        raise ModelFileError(path, field, f"{value!r}: expected a gain in dB") from None
+    if not math.isfinite(db) or abs(db) > 20 * math.log10(limits.MAX_GAIN):
+        raise ModelFileError(path, field, f"{value!r} dB is not a usable gain (at most +-120 dB)")
+    return 10 ** (db / 20)
+
+
+def _sample_rate(value, path, field):
+    """A declared sample rate (a number, or the number as a string AIDA-X writes), or the default."""
+    if value in (None, ""):
+        return DEFAULT_RATE
+    try:
+        rate = float(value)
+    except (TypeError, ValueError):
+        rate = math.nan
+    if not limits.finite_in(rate, limits.MIN_SAMPLE_RATE, limits.MAX_SAMPLE_RATE):
+        raise ModelFileError(path, field, f"{value!r} is not a sample rate ampnet plays "
+                             f"({limits.MIN_SAMPLE_RATE:g} to {limits.MAX_SAMPLE_RATE:g} Hz)")
+    return rate
+
+
 def model_from_keras(doc, path) -> LSTMModel:
     layers = doc["layers"]
-    kinds = [layer.get("type") for layer in layers if isinstance(layer, dict)]
-    if kinds != ["lstm", "dense"]:
+    kinds = [layer.get("type") for layer in layers[:3] if isinstance(layer, dict)]
+    if len(layers) != 2 or kinds != ["lstm", "dense"]:
         raise ModelFileError(path, "layers", f"layer sequence {kinds}; ampnet runs an LSTM followed "
                              "by one dense output layer (GRU, convolution and extra dense layers are "
                              "not supported)")
     lstm, dense = layers
+    if "gru" in kinds:
+        raise ModelFileError(path, "layers", "this is a GRU model; ampnet runs LSTM models only")
     if dense.get("activation"):
         raise ModelFileError(path, "layers[1].activation", f"{dense['activation']!r} on the output "
                              "layer is not supported (ampnet's output layer is linear)")
     try:
         kernel, recurrent, bias = lstm["weights"]
         head_kernel, head_bias = dense["weights"]
-    except (KeyError, ValueError):
+    except (KeyError, ValueError, TypeError):
         raise ModelFileError(path, "layers[].weights", "expected [kernel, recurrent, bias] for the "
                              "LSTM and [kernel, bias] for the dense layer") from None
     kernel = _array(kernel, path, "layers[0].weights[0]", 2)
@@ -66,44 +96,48 @@ def model_from_keras(doc, path) -> LSTMModel:
     head_bias = _array(head_bias, path, "layers[1].weights[1]", 1)
     n_in, g4 = kernel.shape
     hidden = g4 // 4
+    if not 1 <= n_in <= 1 + limits.MAX_KNOBS:
+        raise ModelFileError(path, "layers[0].weights[0]", f"{n_in} inputs; ampnet plays the audio "
+                             f"and up to {limits.MAX_KNOBS} knobs")
     if (g4 % 4 or recurrent.shape != (hidden, g4) or bias.shape != (g4,)
             or head_kernel.shape != (hidden, 1) or head_bias.shape != (1,)):
         raise ModelFileError(path, "layers[].weights", "weight shapes do not fit together "
                              f"(kernel {list(kernel.shape)}, recurrent {list(recurrent.shape)}, "
                              f"bias {list(bias.shape)}, dense {list(head_kernel.shape)})")
     meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else doc
-    skip = int(doc.get("in_skip", meta.get("in_skip", 0)) or 0)
-    if skip not in (0, 1):
-        raise ModelFileError(path, "in_skip", f"{skip}: only 0 or 1 is allowed")
-    in_gain = 10 ** (float(doc.get("in_gain", 0.0) or 0.0) / 20)
-    out_gain = 10 ** (float(doc.get("out_gain", 0.0) or 0.0) / 20)
-    rate = meta.get("samplerate")
+    skip = doc.get("in_skip", meta.get("in_skip", 0)) or 0
+    if skip not in (0, 1) or isinstance(skip, float) and not skip.is_integer():
+        raise ModelFileError(path, "in_skip", f"{skip!r}: only 0 or 1 is allowed")
+    in_gain = _decibels(doc.get("in_gain"), path, "in_gain")
+    out_gain = _decibels(doc.get("out_gain"), path, "out_gain")
+    rate = _sample_rate(meta.get("samplerate"), path, "metadata.samplerate")
     metadata = {"name": meta.get("name") or path.stem, "source_format": "RTNeural/AIDA-X JSON"}
     for key in ("author", "source", "style", "based", "dataset", "license", "esr", "description"):
         if meta.get(key) not in (None, ""):
             metadata[key] = meta[key]
     # y = g_out (W h + b + s g_in x) = (g_out g_in) ((W h + b) / g_in + s x)
-    return LSTMModel(
+    return check_model(LSTMModel(
         hidden_size=hidden,
         layers=[LSTMLayer(np.ascontiguousarray(kernel.T), np.ascontiguousarray(recurrent.T), bias,
                           np.zeros(g4, np.float32))],
         head_weight=(head_kernel.T / np.float32(in_gain)).astype(np.float32),
         head_bias=(head_bias / np.float32(in_gain)).astype(np.float32),
-        sample_rate=float(rate) if rate else DEFAULT_RATE, skip=bool(skip),
-        input_scale=in_gain, output_gain=out_gain * in_gain,
-        knobs=_keras_knobs(meta, n_in - 1), metadata=metadata)
+        sample_rate=rate, skip=bool(skip), input_scale=in_gain, output_gain=out_gain * in_gain,
+        knobs=_keras_knobs(meta, n_in - 1), metadata=metadata), path)
 
 
 def _keras_knobs(meta, count):
     """Knobs named as ampnet's AIDA-X export records them (``metadata.knobs``), else
     ``param1``, ``param2``... with range 0-1 and default 0.5."""
     stored = meta.get("knobs")
+    if not isinstance(stored, list) or len(stored) != count:
+        return [Knob(f"param{i}") for i in range(1, count + 1)]
     try:
         knobs = [Knob(str(k["name"]), float(k["default"]), float(k["minimum"]), float(k["maximum"]))
                  for k in stored]
         if len(knobs) == count:
             return knobs
-    except (TypeError, KeyError, ValueError):
+    except (TypeError, KeyError, ValueError, AttributeError):
         pass
     return [Knob(f"param{i}") for i in range(1, count + 1)]
 
@@ -112,6 +146,8 @@ def model_from_state_dict(doc, path) -> LSTMModel:
     layers = []
     for key in doc:
         match = re.fullmatch(r"(.*)weight_ih_l(\d+)", key)
+        if match and len(layers) == limits.MAX_LAYERS:
+            raise ModelFileError(path, key, f"more than {limits.MAX_LAYERS} LSTM layers")
         if match:
             prefix, k = match.groups()
             get = lambda name: _array(doc.get(f"{prefix}{name}_l{k}"), path, f"{prefix}{name}_l{k}",
@@ -123,6 +159,8 @@ def model_from_state_dict(doc, path) -> LSTMModel:
     head_weight = _array(doc[heads[0] + "weight"], path, heads[0] + "weight", 2)
     head_bias = _array(doc[heads[0] + "bias"], path, heads[0] + "bias", 1)
     hidden = layers[0].weight_hh.shape[1]
+    if hidden == 0:
+        raise ModelFileError(path, "weight_hh_l0", "an LSTM of hidden size 0")
     if layers[0].weight_hh.shape[0] == 3 * hidden:
         raise ModelFileError(path, None, "this is a GRU model; ampnet runs LSTM models only")
     for i, layer in enumerate(layers):
@@ -132,7 +170,11 @@ def model_from_state_dict(doc, path) -> LSTMModel:
             raise ModelFileError(path, f"layer {i}", "LSTM layers must share one hidden size")
     if head_weight.shape != (1, hidden):
         raise ModelFileError(path, heads[0] + "weight", f"shape {list(head_weight.shape)}; expected [1, {hidden}]")
-    return LSTMModel(hidden_size=hidden, layers=layers, head_weight=head_weight, head_bias=head_bias,
-                     sample_rate=DEFAULT_RATE, skip=False,
-                     knobs=[Knob(f"param{i}") for i in range(1, layers[0].weight_ih.shape[1])],
-                     metadata={"name": path.stem, "source_format": "RTNeural PyTorch JSON"})
+    n_in = layers[0].weight_ih.shape[1]
+    if not 1 <= n_in <= 1 + limits.MAX_KNOBS:
+        raise ModelFileError(path, "weight_ih_l0", f"{n_in} inputs; ampnet plays the audio and up "
+                             f"to {limits.MAX_KNOBS} knobs")
+    return check_model(LSTMModel(
+        hidden_size=hidden, layers=layers, head_weight=head_weight, head_bias=head_bias,
+        sample_rate=DEFAULT_RATE, skip=False, knobs=[Knob(f"param{i}") for i in range(1, n_in)],
+        metadata={"name": path.stem, "source_format": "RTNeural PyTorch JSON"}), path)

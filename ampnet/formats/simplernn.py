@@ -10,8 +10,9 @@ files carry no sample rate; Proteus runs them at 44.1 kHz.
 
 import numpy as np
 
+from ampnet import limits
 from ampnet.errors import ModelFileError
-from ampnet.formats.model import Knob, LSTMLayer, LSTMModel
+from ampnet.formats.model import Knob, LSTMLayer, LSTMModel, check_model
 
 PLAYER_RATE = 44100.0
 
@@ -22,25 +23,33 @@ def looks_like_simplernn(doc):
 
 def model_from_simplernn(doc, path) -> LSTMModel:
     data, state = doc["model_data"], doc["state_dict"]
+    if not isinstance(state, dict):
+        raise ModelFileError(path, "state_dict", "expected an object of named tensors")
     unit = data.get("unit_type")
     if unit != "LSTM":
         raise ModelFileError(path, "model_data.unit_type", f"{unit!r}: ampnet runs LSTM models only "
                              "(GRU and plain RNN captures are not supported)")
+    num_layers = data.get("num_layers", 1)
+    if isinstance(num_layers, bool) or not isinstance(num_layers, int) \
+            or not 1 <= num_layers <= limits.MAX_LAYERS:
+        raise ModelFileError(path, "model_data.num_layers", f"{num_layers!r}: expected a whole "
+                             f"number from 1 to {limits.MAX_LAYERS}")
     layers = []
-    for k in range(int(data.get("num_layers", 1))):
+    for k in range(num_layers):
         def get(name, ndim):
             key = f"rec.{name}_l{k}"
             if key not in state:
                 raise ModelFileError(path, f"state_dict.{key}", "missing")
-            array = np.asarray(state[key], dtype=np.float64)
-            if array.ndim != ndim or not np.all(np.isfinite(array)):
-                raise ModelFileError(path, f"state_dict.{key}", "wrong shape or non-finite values")
-            return array.astype(np.float32)
+            array = _array(state[key], path, f"state_dict.{key}")
+            if array.ndim != ndim:
+                raise ModelFileError(path, f"state_dict.{key}", f"expected {ndim}-D, got shape "
+                                     f"{list(array.shape)}")
+            return array
         layers.append(LSTMLayer(get("weight_ih", 2), get("weight_hh", 2), get("bias_ih", 1),
                                 get("bias_hh", 1)))
     hidden = layers[0].weight_hh.shape[1]
-    head_weight = np.asarray(state.get("lin.weight"), dtype=np.float32)
-    head_bias = np.asarray(state.get("lin.bias"), dtype=np.float32).reshape(-1)
+    head_weight = _array(state.get("lin.weight"), path, "state_dict.lin.weight")
+    head_bias = _array(state.get("lin.bias"), path, "state_dict.lin.bias").reshape(-1)
     for i, layer in enumerate(layers):
         n_in = layer.weight_ih.shape[1]
         if (layer.weight_hh.shape != (4 * hidden, hidden) or layer.weight_ih.shape[0] != 4 * hidden
@@ -50,7 +59,21 @@ def model_from_simplernn(doc, path) -> LSTMModel:
     if head_weight.shape != (1, hidden) or head_bias.shape != (1,):
         raise ModelFileError(path, "state_dict.lin", f"expected weight [1, {hidden}] and bias [1]")
     n_in = layers[0].weight_ih.shape[1]
-    return LSTMModel(hidden_size=hidden, layers=layers, head_weight=head_weight, head_bias=head_bias,
-                     sample_rate=PLAYER_RATE, skip=True,
-                     knobs=[Knob(f"param{i}") for i in range(1, n_in)],
-                     metadata={"name": path.stem, "source_format": "GuitarML SimpleRNN JSON"})
+    if not 1 <= n_in <= 1 + limits.MAX_KNOBS:
+        raise ModelFileError(path, "state_dict.rec.weight_ih_l0", f"{n_in} inputs; ampnet plays "
+                             f"the audio and up to {limits.MAX_KNOBS} knobs")
+    return check_model(LSTMModel(
+        hidden_size=hidden, layers=layers, head_weight=head_weight, head_bias=head_bias,
+        sample_rate=PLAYER_RATE, skip=True, knobs=[Knob(f"param{i}") for i in range(1, n_in)],
+        metadata={"name": path.stem, "source_format": "GuitarML SimpleRNN JSON"}), path)
+
+
+def _array(value, path, field):
+    """Nested lists of finite numbers as float32 (any shape), or a one-line error."""
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ModelFileError(path, field, "missing, or not nested lists of numbers") from None
+    if not np.all(np.isfinite(array)):
+        raise ModelFileError(path, field, "missing, or contains NaN or infinite values")
+    return array.astype(np.float32)

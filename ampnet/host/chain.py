@@ -26,7 +26,9 @@ class Chain:
     ``process(block, out=None)``: float32 C-contiguous ``(frames,)`` or
     ``(channels, frames)``; blocks longer than ``max_block`` run in pieces of exactly
     ``max_block`` frames (same result). ``set(index, name, value)`` and ``set_bypass(index, on)`` change the
-    chain while it runs; both glide over ``SMOOTHING_MS``.
+    chain while it runs; both glide over ``SMOOTHING_MS``. NaN or infinite input
+    never reaches a processor's state (see :mod:`ampnet.host.kernels`); ``health()``
+    says how often that happened.
     """
 
     latency_samples = 0
@@ -36,45 +38,63 @@ class Chain:
             raise ValueError("channels and max_block must be at least 1")
         self.processors, self.rate, self.channels = list(processors), float(sample_rate), channels
         smooth = one_pole(SMOOTHING_MS, self.rate)
-        rows, f32_parts, f64_parts, self._s32_init, self._s64_init = [], [], [], [], []
-        f32_len = f64_len = s32_len = s64_len = 0
+        rows, f32_parts, f64_parts, init64_parts = [], [], [], []
+        f32_len = f64_len = s32_len = 0
+        s64_len = kernels.CHAIN_HEADER
         for p in self.processors:
             constants = p.constants(self.rate).astype(np.float32)
             targets = np.concatenate([[1.0, smooth], p.targets(self.rate)])
             s32 = p.initial_s32(self.rate).astype(np.float32)
             s64 = np.concatenate([[1.0], p.initial_s64(self.rate)])
             rows.append([p.kind, f32_len, constants.size, f64_len, targets.size,
-                         s32_len, s32.size, s64_len, s64.size])
-            f32_parts.append((f32_len, constants))
+                         s32_len, s32.size, s64_len, s64.size, f32_len + _aligned(constants.size),
+                         0])
+            f32_parts += [(f32_len, constants), (rows[-1][kernels.INIT32], s32)]
             f64_parts.append(targets)
-            self._s32_init.append((s32_len, s32))
-            self._s64_init.append((s64_len, s64))
-            f32_len += _aligned(constants.size)
+            init64_parts.append(s64)
+            f32_len += _aligned(constants.size) + _aligned(s32.size)
             f64_len += targets.size
             s32_len += _aligned(s32.size)
             s64_len += s64.size
-        self._table = np.array(rows, dtype=np.int64).reshape(-1, 9)
+        for row, init in zip(rows, init64_parts):  # initial s64 values after all targets
+            row[kernels.INIT64] = f64_len
+            f64_len += init.size
+        self._table = np.array(rows, dtype=np.int64).reshape(-1, kernels.TABLE_COLUMNS)
         self._f32 = aligned_zeros((max(f32_len, 1),))
         for offset, values in f32_parts:
             self._f32[offset:offset + values.size] = values
-        self._f64 = np.concatenate(f64_parts) if f64_parts else np.zeros(1)
+        self._f64 = np.concatenate(f64_parts + init64_parts) if f64_parts else np.zeros(1)
         self._s32 = aligned_zeros((channels, max(s32_len, _ALIGN)))
-        self._s64 = np.zeros((channels, max(s64_len, 1)))
+        self._s64 = np.zeros((channels, s64_len))
         self._scratch = aligned_zeros((3, max_block))  # run_chain's piece size: max_block
         self._warm_up()
 
     def reset(self):
         """Every processor back to its initial state (LSTM initial states, silence in
-        the filters and the IR, parameters at their targets, bypass as set)."""
-        for offset, values in self._s32_init:
-            self._s32[:, offset:offset + values.size] = values
-        for row, (offset, values) in zip(self._table, self._s64_init):
-            self._s64[:, offset:offset + values.size] = values
-            self._s64[:, offset] = self._f64[row[kernels.F64]]  # bypass state as set
-        for p, row in zip(self.processors, self._table):
+        the filters and the IR, parameters at their targets, bypass as set), and the
+        health counts (:meth:`health`) back to zero."""
+        for index, p in enumerate(self.processors):
             targets = p.targets(self.rate)
-            start = row[kernels.F64] + kernels.F64_HEADER
+            start = self._table[index, kernels.F64] + kernels.F64_HEADER
             self._f64[start:start + targets.size] = targets
+            for channel in range(self.channels):
+                self._reset_processor(index, channel, False, *self.kernel_arrays())
+        self._s64[:, :kernels.CHAIN_HEADER] = 0.0
+        self._s64[:, kernels.FIRST_NONFINITE] = -1.0
+
+    def health(self):
+        """What the chain guarded against since the last :meth:`reset`: a dict with
+        ``nonfinite`` (input samples that were NaN or infinite, replaced by 0),
+        ``first_frame`` and ``first_channel`` (where the first was; None if none) and
+        ``resets`` (times a processor's state went non-finite and was reset)."""
+        record = self._s64[:, :kernels.CHAIN_HEADER]
+        firsts = [(record[c, kernels.FIRST_NONFINITE], c) for c in range(self.channels)
+                  if record[c, kernels.NONFINITE] > 0]
+        first_frame, first_channel = min(firsts) if firsts else (None, None)
+        return {"nonfinite": int(record[:, kernels.NONFINITE].sum()),
+                "first_frame": None if first_frame is None else int(first_frame),
+                "first_channel": first_channel,
+                "resets": int(record[:, kernels.RESETS].sum())}
 
     def process(self, block, out=None):
         """Process ``block`` into ``out`` (default: in place) and return ``out``."""
@@ -136,11 +156,17 @@ class Chain:
         arrays = (self._scratch, self._table, self._f32, self._f64, self._s32, self._s64)
         self._mono = _bind(kernels.run_chain_mono, (mono, mono) + arrays)
         self._multi = _bind(kernels.run_chain, (multi, multi) + arrays)
+        self._reset_processor = _bind(kernels.reset_processor, (0, 0, False) + arrays[1:],
+                                      run=False)
         self.reset()
 
 
-def _bind(dispatcher, args):
-    """Run ``dispatcher`` once on ``args`` and return its compiled entry point."""
-    dispatcher(*args)
+def _bind(dispatcher, args, run=True):
+    """Compile ``dispatcher`` for ``args`` (or load it from Numba's cache), running it
+    once on them when ``run``, and return its compiled entry point."""
     signature = tuple(dispatcher.typeof_pyval(a) for a in args)
+    if run:
+        dispatcher(*args)
+    else:
+        dispatcher.compile(signature)
     return dispatcher.overloads[signature].entry_point

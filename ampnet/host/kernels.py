@@ -3,16 +3,25 @@ interpreter that runs them in order on one channel.
 
 A chain lives in a few flat arrays built once by :class:`ampnet.host.chain.Chain`:
 
-- ``table`` int64 ``(processors, 9)``: per processor its kind and the offset and
+- ``table`` int64 ``(processors, 11)``: per processor its kind and the offset and
   length of its slice in each of the four arrays below (columns ``F32``,
-  ``F32_LEN``, ``F64``, ...);
+  ``F32_LEN``, ``F64``, ...), and where its initial state is kept (``INIT32``:
+  ``S32_LEN`` values in ``f32``; ``INIT64``: ``S64_LEN`` values in ``f64``);
 - ``f32`` float32: coefficients the kernels read in float32 (LSTM weights,
   impulse responses and their spectra);
 - ``f64`` float64: targets and coefficients (gains, filter coefficients, knob
   values). The control side writes new *targets* here; kernels move towards them
   sample by sample (one-pole smoothing), so a change never clicks;
 - ``s32`` float32 ``(channels, ...)`` and ``s64`` float64 ``(channels, ...)``:
-  each channel's state.
+  each channel's state. ``s64[channel, :CHAIN_HEADER]`` is the chain's own health
+  record for that channel (slots ``NONFINITE``, ``FIRST_NONFINITE``, ``FRAMES``,
+  ``RESETS``); the processors' slices follow it.
+
+Non-finite audio never reaches a processor's state: the interpreter replaces a
+NaN or infinite input sample by 0 and counts it (with the position of the
+first); a processor whose output or float64 state is nonetheless non-finite
+after a block (an overflow) is put back to its initial state, its non-finite
+output samples become 0, and that is counted as a reset.
 
 Every processor's ``f64`` slice starts with ``[wet_target, smoothing]`` and its
 ``s64`` slice with ``[wet]``: the bypass crossfade (``wet`` 1 = active, 0 =
@@ -31,8 +40,13 @@ from ampnet.engine import lstm_kernel
 from ampnet.host.fft import irfft, rfft
 
 GAIN, GATE, LSTM, BIQUADS, CONVOLVER, MIX = range(6)
-KIND, F32, F32_LEN, F64, F64_LEN, S32, S32_LEN, S64, S64_LEN = range(9)
+KIND, F32, F32_LEN, F64, F64_LEN, S32, S32_LEN, S64, S64_LEN, INIT32, INIT64 = range(11)
+TABLE_COLUMNS = 11
 F64_HEADER, S64_HEADER = 2, 1  # [wet_target, smoothing] and [wet]
+# The chain's health record at the start of each channel's s64 row.
+NONFINITE, FIRST_NONFINITE, FRAMES, RESETS = range(4)  # FIRST_NONFINITE: frame, -1 for none
+CHAIN_HEADER = 4
+FINITE_MAX = 3.4028234663852886e38  # float32's largest value: |x| <= it is false for NaN, inf
 _U = numba.uint64  # unsigned indices: no negative-index wraparound, so loops vectorise
 KNOB_STEP = 16  # knob values move every KNOB_STEP samples (the LSTM runs in sub-blocks)
 MAX_PARTITION = 4096  # the convolver's largest partition, level 2 included (samples)
@@ -280,12 +294,45 @@ def mix_run(y, dry, f, s, smooth):
 
 
 @numba.njit(cache=True)
+def _finite(values):
+    """True when every value is finite (NaN and infinities compare false)."""
+    for v in values:
+        if not abs(v) <= FINITE_MAX:
+            return False
+    return True
+
+
+@numba.njit(cache=True)
+def reset_processor(p, channel, keep_wet, table, f32, f64, s32, s64):
+    """Put processor ``p``'s state on ``channel`` back to its initial values (kept in
+    ``f32``/``f64`` at ``INIT32``/``INIT64``); ``keep_wet`` leaves its bypass crossfade
+    where it is, else the crossfade lands on its target."""
+    row = table[p]
+    for i in range(row[S32_LEN]):
+        s32[channel, row[S32] + i] = f32[row[INIT32] + i]
+    for i in range(S64_HEADER, row[S64_LEN]):
+        s64[channel, row[S64] + i] = f64[row[INIT64] + i]
+    if not keep_wet:
+        s64[channel, row[S64]] = f64[row[F64]]
+
+
+@numba.njit(cache=True)
 def run_chain_channel(y, dry, before, channel, table, f32, f64, s32, s64):
     """Run every processor of the chain on ``y`` (one channel's block, in place).
-    ``dry`` and ``before`` are scratch buffers at least as long as ``y``."""
+    ``dry`` and ``before`` are scratch buffers at least as long as ``y``. Non-finite
+    input is replaced and counted, a processor left non-finite is reset (module
+    docstring)."""
     frames = y.shape[0]
+    health = s64[channel, :CHAIN_HEADER]
     for n in range(frames):
-        dry[n] = y[n]
+        v = y[n]
+        if not abs(v) <= FINITE_MAX:
+            if health[NONFINITE] == 0.0:
+                health[FIRST_NONFINITE] = health[FRAMES] + n
+            health[NONFINITE] += 1.0
+            v = numba.float32(0.0)
+            y[n] = v
+        dry[n] = v
     for p in range(table.shape[0]):
         row = table[p]
         kind = row[KIND]
@@ -312,12 +359,19 @@ def run_chain_channel(y, dry, before, channel, table, f32, f64, s32, s64):
             convolver_run(y, f, fa, s, sa)
         elif kind == MIX:
             mix_run(y, dry, fa, sa, smooth)
+        if not (_finite(y) and _finite(sa)):
+            reset_processor(p, channel, True, table, f32, f64, s32, s64)
+            health[RESETS] += 1.0
+            for n in range(frames):
+                if not abs(y[n]) <= FINITE_MAX:
+                    y[n] = 0.0
         if fade:
             for n in range(frames):
                 if wet != wet_target:
                     wet = _approach(wet, wet_target, smooth)
                 y[n] = before[n] + wet * (y[n] - before[n])
             s64[channel, row[S64]] = wet
+    health[FRAMES] += frames
 
 
 @numba.njit(cache=True)

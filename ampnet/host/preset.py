@@ -25,6 +25,7 @@ expected is a chain of that one model.
 import sys
 from pathlib import Path
 
+from ampnet import limits
 from ampnet.errors import AmpnetError
 from ampnet.host.chain import Chain
 from ampnet.host.processors import Cabinet, DCBlocker, Gain, Mix, NeuralModel, NoiseGate, ToneStack
@@ -100,12 +101,14 @@ def load_spec(path, params=()) -> ChainSpec:
 
 def load_preset(path) -> ChainSpec:
     path = Path(path)
+    if not path.is_file():
+        raise AmpnetError(f"{path}: preset not found" if not path.exists() else
+                          f"{path}: is not a preset file")
+    limits.check_file_size(path, limits.MAX_PRESET_FILE_BYTES, "a preset")
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise AmpnetError(f"{path}: preset not found") from None
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-        raise AmpnetError(f"{path}: not a valid TOML preset ({err})") from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as err:
+        raise AmpnetError(f"{path}: not a valid TOML preset ({str(err)[:120]})") from None
     unknown = set(doc) - {"name", "chain"}
     if unknown:
         raise AmpnetError(f"{path}: unknown key(s) {', '.join(sorted(unknown))} (allowed: name, chain)")
@@ -113,13 +116,19 @@ def load_preset(path) -> ChainSpec:
     if not isinstance(entries, list) or not entries or not all(isinstance(e, dict) for e in entries):
         raise AmpnetError(f"{path}: chain: needs one or more [[chain]] tables, each with a type "
                           f"({', '.join(TYPES)})")
+    if len(entries) > limits.MAX_PRESET_ENTRIES:
+        raise AmpnetError(f"{path}: chain: {len(entries)} processors; a preset holds up to "
+                          f"{limits.MAX_PRESET_ENTRIES}")
+    name = doc.get("name")
+    if name is not None and not isinstance(name, str):
+        raise AmpnetError(f"{path}: name: must be text")
     processors, bypassed = [], []
     for i, entry in enumerate(entries):
         where = f"{path}: chain[{i + 1}]"
         processors.append(_processor(entry, where, path.parent))
         if entry.get("bypass", False) is True:
             bypassed.append(i)
-    return ChainSpec(processors, path, name=doc.get("name"), bypassed=bypassed)
+    return ChainSpec(processors, path, name=name, bypassed=bypassed)
 
 
 def _processor(entry, where, base):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ampnet import limits
 from ampnet.engine.lstm_engine import initial_state, pack_params
 from ampnet.errors import AmpnetError
 from ampnet.host import kernels
@@ -21,7 +22,6 @@ from ampnet.host.fft import real_fft_tables
 SMOOTHING_MS = 20.0  # time constant of every parameter glide and of bypass crossfades
 DETECTOR_MS = 10.0  # decay of the noise gate's peak detector
 LOUDNESS_TARGET_DBFS = -18.0  # RMS level that loudness normalisation aims at
-MAX_IR_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -343,21 +343,25 @@ class Cabinet(Processor):
 
 
 def _read_ir(path):
-    """``(ir float64 (taps,), rate)`` from an audio file, with clear errors."""
-    import soundfile as sf
+    """``(ir float64 (taps,), rate)`` from an audio file's first channel, with clear errors.
+    Its length is checked from the header before anything is read, and it is read in
+    pieces, so a huge or hostile file costs no memory."""
+    from ampnet.io.audio import open_audio, read_frames
 
     if not path.is_file():
         raise AmpnetError(f"{path}: impulse response not found; check the path (paths in a preset "
                           "are relative to the preset file)")
-    try:
-        data, rate = sf.read(str(path), dtype="float64", always_2d=True)
-    except Exception as err:
-        raise AmpnetError(f"{path}: cannot read the impulse response ({err}); use a WAV, FLAC "
-                          "or AIFF file") from None
-    ir = data[:, 0]
-    if ir.size == 0 or not np.any(ir):
+    with open_audio(path) as f:
+        rate, frames = f.samplerate, f.frames
+        if frames > limits.MAX_IR_SECONDS * rate:
+            raise AmpnetError(f"{path}: the impulse response is {frames / rate:.1f} s long; "
+                              f"ampnet takes up to {limits.MAX_IR_SECONDS:g} s (trim it)")
+        ir = np.concatenate([read_frames(f, min(65536, frames - start), path)[:, 0]
+                             for start in range(0, frames, 65536)]).astype(np.float64)
+    if not np.all(np.isfinite(ir)):
+        raise AmpnetError(f"{path}: the impulse response contains NaN or infinite samples "
+                          f"(first at sample {int(np.flatnonzero(~np.isfinite(ir))[0])}); "
+                          "export it again")
+    if not np.any(ir):
         raise AmpnetError(f"{path}: the impulse response is empty or silent")
-    if ir.size > MAX_IR_SECONDS * rate:
-        raise AmpnetError(f"{path}: the impulse response is {ir.size / rate:.1f} s long; "
-                          f"ampnet takes up to {MAX_IR_SECONDS:g} s (trim it)")
     return ir, rate

@@ -1,9 +1,12 @@
 """Finding and opening audio files, with errors that say what to do."""
 
+import re
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 
+from ampnet import limits
 from ampnet.errors import AmpnetError
 
 # Extensions libsndfile reads; a folder is searched for these only.
@@ -16,10 +19,11 @@ def find_audio_inputs(paths):
 
     ``relative_name`` is the path an output should take under an output folder:
     the file name for a file given directly, the path below the folder for a file
-    found in a folder. Raises :class:`AmpnetError` for a missing path or a folder
-    without audio.
+    found in a folder. Returns ``(found, problems)``: ``problems`` lists
+    ``(path, message)`` for a missing path or a folder without audio, so that the
+    caller can report them and go on with the rest.
     """
-    found = []
+    found, problems = [], []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
@@ -27,19 +31,25 @@ def find_audio_inputs(paths):
                            if p.is_file() and p.suffix.lower() in AUDIO_EXTENSIONS
                            and not p.name.startswith("."))
             if not files:
-                raise AmpnetError(f"{path}: no audio files found in this folder (looked for "
-                                  f"{', '.join(sorted(AUDIO_EXTENSIONS))})")
+                problems.append((path, f"{path}: no audio files found in this folder (looked for "
+                                       f"{', '.join(sorted(AUDIO_EXTENSIONS))})"))
             found.extend((p, p.relative_to(path)) for p in files)
         elif path.exists():
             found.append((path, Path(path.name)))
         else:
-            raise AmpnetError(f"{path}: no such file or folder")
-    return found
+            problems.append((path, f"{path}: no such file or folder"))
+    return found, problems
+
+
+# libsndfile's log for a WAV/AIFF/CAF whose audio chunk is shorter than its header says:
+# "data : 96000 (should be 47978)".
+_SHORT_CHUNK = re.compile(r"^\s*(data|SSND|ssnd)\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 
 
 def open_audio(path) -> sf.SoundFile:
-    """Open ``path`` for reading; a missing, unreadable, empty or non-audio file
-    raises :class:`AmpnetError` naming the file."""
+    """Open ``path`` for reading; a missing, unreadable, empty, non-audio or truncated
+    file (shorter than its header declares), or one with an implausible rate or channel
+    count, raises :class:`AmpnetError` naming the file."""
     path = Path(path)
     if not path.exists():
         raise AmpnetError(f"{path}: no such file")
@@ -51,10 +61,61 @@ def open_audio(path) -> sf.SoundFile:
         detail = str(err).split(":")[-1].strip() or "unknown problem"
         raise AmpnetError(f"{path}: not an audio file ampnet can read ({detail}); "
                           "convert it to WAV or FLAC") from None
+    problem = None
     if audio.frames == 0:
+        problem = "contains no audio (0 frames)"
+    elif not limits.MIN_SAMPLE_RATE <= audio.samplerate <= limits.MAX_SAMPLE_RATE:
+        problem = (f"sample rate {audio.samplerate} Hz is outside what ampnet plays "
+                   f"({limits.MIN_SAMPLE_RATE:g} to {limits.MAX_SAMPLE_RATE:g} Hz)")
+    elif audio.channels > limits.MAX_AUDIO_CHANNELS:
+        problem = f"{audio.channels} channels; ampnet takes up to {limits.MAX_AUDIO_CHANNELS}"
+    else:
+        short = _SHORT_CHUNK.search(audio.extra_info or "")
+        if short and int(short.group(3)) < int(short.group(2)):
+            problem = (f"truncated: its header declares {int(short.group(2))} bytes of audio but "
+                       f"only {int(short.group(3))} are there; re-export or re-copy the file")
+    if problem:
         audio.close()
-        raise AmpnetError(f"{path}: contains no audio (0 frames)")
+        raise AmpnetError(f"{path}: {problem}")
     return audio
+
+
+def read_frames(audio: sf.SoundFile, frames, path, **kwargs):
+    """Read ``frames`` frames from the open ``audio`` (float32, ``(frames, channels)``);
+    a file that ends or breaks off before them (a damaged FLAC, a truncated download)
+    raises :class:`AmpnetError` naming ``path`` instead of returning less."""
+    try:
+        data = audio.read(frames, dtype="float32", always_2d=True, **kwargs)
+    except (sf.LibsndfileError, RuntimeError) as err:
+        raise AmpnetError(f"{path}: damaged audio after {audio.tell()} frames ({err}); "
+                          "re-export or re-copy the file") from None
+    if data.shape[0] < frames:
+        raise AmpnetError(f"{path}: ends after {audio.tell()} frames but declares "
+                          f"{audio.frames}; the file is truncated (re-export or re-copy it)")
+    return data
+
+
+def read_whole(path, max_seconds=None, what="audio"):
+    """``(audio float32 (frames, channels), sample_rate)`` of the file at ``path``, with
+    the checks of :func:`open_audio` and :func:`read_frames`; a file longer than
+    ``max_seconds`` is refused before it is read."""
+    with open_audio(path) as f:
+        if max_seconds is not None and f.frames > max_seconds * f.samplerate:
+            raise AmpnetError(f"{path}: {what} is {f.frames / f.samplerate:.1f} s long; ampnet "
+                              f"takes up to {max_seconds:g} s (trim it)")
+        return read_frames(f, f.frames, path), f.samplerate
+
+
+def replace_nonfinite(block):
+    """Replace NaN and infinite samples of ``block`` by 0 in place; returns
+    ``(count, index of the first in block.ravel() or -1)``."""
+    bad = ~np.isfinite(block)
+    count = int(np.count_nonzero(bad))
+    if not count:
+        return 0, -1
+    first = int(np.flatnonzero(bad.ravel())[0])
+    block[bad] = 0.0
+    return count, first
 
 
 def output_subtype(fmt, requested, input_subtype):

@@ -19,11 +19,12 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ampnet.host.kernels import run_chain_channel
+from ampnet.host.kernels import FINITE_MAX, run_chain_channel
 from ampnet.live.resampler import Polyphase, resample_block
 
-# Slots of ``stats``.
-CALLBACKS, XRUNS, PEAK_IN, PEAK_OUT, MAX_CYCLES, RING_WRITTEN, OVERSIZED = range(7)
+# Slots of ``stats``. NONFINITE_IN: NaN or infinite input samples, replaced by 0 before
+# the resampler and the chain (the chain guards its own state too: Chain.health()).
+CALLBACKS, XRUNS, PEAK_IN, PEAK_OUT, MAX_CYCLES, RING_WRITTEN, OVERSIZED, NONFINITE_IN = range(8)
 TIMES = 16  # durations (cycles) of the last ``stats.size - TIMES`` callbacks start here
 STATS_SIZE = TIMES + (1 << 17)  # about 90 s of callbacks at block 32
 FIFO_FILL = 2  # slot of the output resampler's state: device samples waiting in the FIFO
@@ -64,6 +65,9 @@ def run_block(indata, outdata, in_channel, out_mask, in_gain, out_gain, scratch,
     peak = stats[PEAK_IN]
     for n in range(frames):
         v = indata[n, in_channel] * in_gain
+        if not abs(v) <= FINITE_MAX:  # NaN or infinite: silence, counted
+            v = numba.float32(0.0)
+            stats[NONFINITE_IN] += 1.0
         device_in[n] = v
         peak = max(peak, abs(v))
     stats[PEAK_IN] = peak

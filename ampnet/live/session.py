@@ -114,9 +114,11 @@ class LiveSession:
             raise AmpnetError(f"cannot open the audio stream: {err}") from None
 
         writer = _RecordWriter(self, o.record, rate, o.overwrite) if o.record else None
-        status = _StatusPrinter(self, stream, cycles_per_second, o.blocksize, rate, o.status_interval)
+        status = _StatusPrinter(self, stream, chain, cycles_per_second, o.blocksize, rate,
+                                o.status_interval)
         keys = _KeyControl(chain) if sys.stdin.isatty() else None
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous = {sig: signal.signal(sig, self._on_signal)
+                    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         print(f"ampnet live: {self.spec.name} | in: {in_info['name']} ch {o.input_channel} | "
               f"out: {out_info['name']} ch {','.join(map(str, out_channels))} | {rate:g} Hz, "
               f"block {o.blocksize} | Ctrl-C to stop", flush=True)
@@ -173,6 +175,7 @@ class LiveSession:
             "lost_frames": self.lost_frames, "device_rate": rate, "model_rate": model_rate,
             "resampling_latency_ms": 1000 * resampling.latency_seconds,
             "oversized_callbacks": int(stats[rt_kernel.OVERSIZED]),
+            **guarded(stats, chain),
         }
 
     def _device_rate(self, in_dev, out_dev, in_info, n_in, n_out):
@@ -201,13 +204,22 @@ class LiveSession:
         return times[:min(count, times.size)] / cycles_per_second
 
     def _on_signal(self, signum, frame):
-        self.stop_reason = "Ctrl-C" if signum == signal.SIGINT else "SIGTERM"
+        self.stop_reason = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
         self.stop_event.set()
 
     def _finished(self):
         if not self.stop_event.is_set():
             self.stop_reason = "the stream ended (device gone?)"
             self.stop_event.set()
+
+
+def guarded(stats, chain):
+    """What the non-finite guards caught so far: ``nonfinite_input`` (NaN or infinite
+    input samples replaced by silence) and ``state_resets`` (processors reset after
+    their state overflowed)."""
+    health = chain.health()
+    return {"nonfinite_input": int(stats[rt_kernel.NONFINITE_IN]) + health["nonfinite"],
+            "state_resets": health["resets"]}
 
 
 def _warm_up(callback_data, frames, n_in, n_out):
@@ -222,9 +234,9 @@ def _warm_up(callback_data, frames, n_in, n_out):
 class _StatusPrinter(threading.Thread):
     """Levels, callback load and xruns: a refreshed line on a terminal, else a line a second."""
 
-    def __init__(self, session, stream, cycles_per_second, blocksize, rate, interval):
+    def __init__(self, session, stream, chain, cycles_per_second, blocksize, rate, interval):
         super().__init__(daemon=True)
-        self.session, self.stream = session, stream
+        self.session, self.stream, self.chain = session, stream, chain
         self.cps, self.period = cycles_per_second, (blocksize or 256) / rate
         self.tty = sys.stdout.isatty()
         self.interval = interval if self.tty else 1.0
@@ -245,7 +257,8 @@ class _StatusPrinter(threading.Thread):
             line = (f"in {_dbfs(peak_in):6.1f} dBFS  out {_dbfs(peak_out):6.1f} dBFS  "
                     f"cpu {np.median(load):5.1f}% (max {load.max():5.1f}%)  "
                     f"xruns {int(stats[rt_kernel.XRUNS])}  "
-                    f"latency {1000 * self.stream.latency[1]:.1f} ms")
+                    f"latency {1000 * self.stream.latency[1]:.1f} ms  "
+                    f"non-finite {guarded(stats, self.chain)['nonfinite_input']}")
             if self.tty:
                 print("\r" + line, end="", flush=True)
             else:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ampnet.errors import AmpnetError
-from ampnet.io.audio import open_audio
+from ampnet.io.audio import open_audio, read_frames
 from ampnet.train.alignment import estimate_latency
 
 MAX_EXTRA_WET_SECONDS = 1.0
@@ -40,8 +40,14 @@ def read_mono(path, channel=None, notes=None):
     """Read ``path`` as float32 mono: the given 0-based ``channel``, else the first
     (saying so for multichannel files). Returns ``(audio, sample_rate)``."""
     with open_audio(path) as f:
-        audio = f.read(dtype="float32", always_2d=True)
+        audio = read_frames(f, f.frames, path)
         rate = f.samplerate
+    bad = ~np.isfinite(audio)
+    if bad.any():
+        frame = int(np.flatnonzero(bad.any(axis=1))[0])
+        raise AmpnetError(f"{path}: {int(bad.sum())} NaN or infinite sample(s), the first at "
+                          f"{frame / rate:.3f} s (frame {frame}); a training recording must be "
+                          "clean audio: export it again")
     if channel is not None:
         if not 0 <= channel < audio.shape[1]:
             raise AmpnetError(f"{path}: has {audio.shape[1]} channel(s); --channel {channel} "

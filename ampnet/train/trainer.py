@@ -62,6 +62,12 @@ class History:
     stopped_because: str = ""
 
 
+CHECKPOINT_KEYS = {"config", "history", "net", "best", "optimizer", "input_scale", "rng",
+                   "elapsed", "lr_scale", "updates_done", "torch_rng"}
+# Settings a resumed run must share with its checkpoint: the network's shape and the streams.
+RESUME_MUST_MATCH = ("hidden", "layers", "skip", "batch", "update_samples")
+
+
 def choose_threads(config):
     """torch threads: the configured count, else one per core."""
     return config.threads or os.cpu_count() or 1
@@ -74,7 +80,6 @@ class Trainer:
         self.config = config
         self.checkpoint_path = checkpoint_path
         torch.manual_seed(config.seed)
-        torch.set_num_threads(choose_threads(config))
         self.device = torch.device(config.device)
         self.net = AmpLSTM(config.hidden, config.layers, config.skip, input_scale).to(self.device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.learning_rate)
@@ -219,16 +224,45 @@ class Trainer:
             torch.save(payload, tmp)
 
     def load_checkpoint(self, path):
-        payload = torch.load(path, map_location=self.device, weights_only=False)
-        self.net.load_state_dict(payload["net"])
-        self.best_state = payload["best"]
-        self.optimizer.load_state_dict(payload["optimizer"])
-        self.history = History(**payload["history"])
-        self.rng.bit_generator.state = payload["rng"]
-        self.elapsed_before = payload["elapsed"]
-        self.lr_scale = payload["lr_scale"]
-        self.updates_done = payload["updates_done"]
-        torch.set_rng_state(payload["torch_rng"])
+        """Continue from the checkpoint at ``path``. It is read as data only (tensors,
+        numbers, strings: ``torch.load(weights_only=True)``, so a crafted file cannot run
+        code); a damaged one, or one from another network or other training audio, is
+        refused with a line that says what differs."""
+        try:
+            payload = torch.load(path, map_location=self.device, weights_only=True)
+        except Exception as err:  # pickle, zip and torch errors alike: not a checkpoint
+            detail = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
+            raise AmpnetError(f"{path}: not an ampnet checkpoint, or damaged ({detail}); delete it "
+                              "and start without --resume") from None
+        missing = CHECKPOINT_KEYS - set(payload) if isinstance(payload, dict) else CHECKPOINT_KEYS
+        if missing:
+            raise AmpnetError(f"{path}: not an ampnet checkpoint (no {', '.join(sorted(missing))}); "
+                              "delete it and start without --resume")
+        saved = payload["config"] if isinstance(payload["config"], dict) else {}
+        ours = asdict(self.config)
+        differences = [f"--{key.replace('_', '-')} {saved.get(key)!r} there, {ours[key]!r} now"
+                       for key in RESUME_MUST_MATCH if saved.get(key) != ours[key]]
+        if payload["input_scale"] != self.net.input_scale:
+            differences.append(f"input scale {payload['input_scale']!r} there, "
+                               f"{self.net.input_scale!r} now (other training audio?)")
+        if differences:
+            raise AmpnetError(f"{path}: this checkpoint was made with other settings ("
+                              f"{'; '.join(differences)}); resume with the same settings and "
+                              "recordings, or start without --resume")
+        try:
+            self.net.load_state_dict(payload["best"])  # checks every name and shape
+            self.best_state = {k: v.clone() for k, v in self.net.state_dict().items()}
+            self.net.load_state_dict(payload["net"])
+            self.optimizer.load_state_dict(payload["optimizer"])
+            self.history = History(**payload["history"])
+            self.rng.bit_generator.state = payload["rng"]
+            self.elapsed_before = float(payload["elapsed"])
+            self.lr_scale = float(payload["lr_scale"])
+            self.updates_done = int(payload["updates_done"])
+            torch.set_rng_state(payload["torch_rng"])
+        except (RuntimeError, TypeError, ValueError, KeyError, AttributeError) as err:
+            raise AmpnetError(f"{path}: damaged checkpoint ({str(err).splitlines()[0][:120]}); "
+                              "delete it and start without --resume") from None
 
     def _log(self, message):
         tqdm.write(message)
