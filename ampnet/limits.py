@@ -15,6 +15,9 @@ import os
 MAX_HIDDEN = 1024
 MAX_LAYERS = 8
 MAX_KNOBS = 8
+# Weights in one model: 8 MB of float32, about 45 MB as JSON (an LSTM-384 x 2 is 1.8 M;
+# real-time guitar models are far smaller, an LSTM-32 has 4.5 k).
+MAX_PARAMETERS = 2_000_000
 MAX_KNOB_NAME = 64  # characters
 
 # Sample rates (Hz) a model may declare and a file may have.
@@ -28,7 +31,7 @@ MAX_GAIN = 1e6
 MIN_INPUT_SCALE = 1e-6
 
 # Files read whole into memory.
-MAX_MODEL_FILE_BYTES = 64 * 1024 * 1024  # an LSTM-256 x 2 as JSON is about 20 MB
+MAX_MODEL_FILE_BYTES = 64 * 1024 * 1024  # MAX_PARAMETERS as JSON, with room to spare
 MAX_PRESET_FILE_BYTES = 1024 * 1024
 MAX_PRESET_ENTRIES = 64  # processors in one chain
 

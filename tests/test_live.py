@@ -238,7 +238,7 @@ def test_overloaded_processor_xruns_are_counted(server, tmp_path):
     if server.blocksize != 64:
         pytest.skip("one block size is enough")
     heavy = tmp_path / "heavy.json"
-    save_model(random_model(512, 2, seed=1), heavy)  # ~20x too slow for real time
+    save_model(random_model(384, 2, seed=1), heavy)  # ~10x too slow for real time
     live = start_live(server, heavy, "--duration", "3")
     stdout, stderr = live.communicate(timeout=90)
     assert live.returncode == 0, stderr

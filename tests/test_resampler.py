@@ -120,13 +120,15 @@ ALLOCATIONS_PER_CALL = """
 import sys
 import numpy as np
 from numba.core.runtime import rtsys
-from ampnet.host.processors import NeuralModel
+from ampnet.host.processors import NeuralModel, ToneStack
 from ampnet.live import rt_kernel
 from tests.signals import guitar_like, random_model
 from tests.test_resampler import Callback
 
-callback = Callback(44100, 64, [NeuralModel(random_model(8, 1))])
+callback = Callback(44100, 64, [NeuralModel(random_model(8, 1)), ToneStack(bass_db=6.0)])
 indata = guitar_like(0.1, 44100)[:64, None].copy()
+if sys.argv[2] == "hostile":  # the guards' paths too: NaN replaced, an overflow reset
+    indata[5, 0], indata[9, 0] = np.nan, 3e38
 outdata = np.zeros((64, 2), np.float32)
 if sys.argv[1] == "c":
     call = lambda: callback(indata, outdata)
@@ -141,6 +143,7 @@ before = rtsys.get_allocation_stats()
 for _ in range(1000):
     call()
 after = rtsys.get_allocation_stats()
+assert sys.argv[2] != "hostile" or callback.chain.health()["resets"] > 0
 print(after.alloc - before.alloc, after.mi_alloc - before.mi_alloc)
 """
 
@@ -148,17 +151,20 @@ print(after.alloc - before.alloc, after.mi_alloc - before.mi_alloc)
 def test_the_audio_callback_allocates_nothing(tmp_path):
     """Numba's own allocator counts (NUMBA_NRT_STATS) over 1000 callbacks: none for the C
     callback PortAudio calls; the same kernel entered from Python, the control, allocates
-    one record per array argument, which shows the count can see them."""
+    one record per array argument, which shows the count can see them. Clean input and
+    input with a NaN and an overflowing sample in every block alike."""
     import os
     import subprocess
     import sys
 
     counts = {}
     for how in ("c", "python"):
-        done = subprocess.run([sys.executable, "-c", ALLOCATIONS_PER_CALL, how], capture_output=True,
-                              text=True, env={**os.environ, "NUMBA_NRT_STATS": "1"},
-                              cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        assert done.returncode == 0, done.stderr
-        counts[how] = [int(v) for v in done.stdout.split()]
-    assert counts["c"] == [0, 0]
-    assert counts["python"][0] >= 1000
+        for audio in ("clean", "hostile"):
+            done = subprocess.run([sys.executable, "-c", ALLOCATIONS_PER_CALL, how, audio],
+                                  capture_output=True, text=True,
+                                  env={**os.environ, "NUMBA_NRT_STATS": "1"},
+                                  cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+            assert done.returncode == 0, done.stderr
+            counts[how, audio] = [int(v) for v in done.stdout.split()]
+    assert counts["c", "clean"] == counts["c", "hostile"] == [0, 0]
+    assert counts["python", "clean"][0] >= 1000 and counts["python", "hostile"][0] >= 1000

@@ -12,6 +12,7 @@ import numpy as np
 
 from ampnet import limits
 from ampnet.errors import AmpnetError, Stopped
+from ampnet.formats.model import lstm_parameter_count
 
 
 def add_parser(sub):
@@ -62,6 +63,11 @@ def check_arguments(args):
 
     whole("hidden", args.hidden, 1, limits.MAX_HIDDEN)
     whole("layers", args.layers, 1, limits.MAX_LAYERS)
+    count = lstm_parameter_count(args.hidden, args.layers)
+    if count > limits.MAX_PARAMETERS:
+        raise AmpnetError(f"--hidden {args.hidden} --layers {args.layers}: {count:,} weights, more "
+                          f"than a model file holds ({limits.MAX_PARAMETERS:,}); choose a smaller "
+                          "network (real-time captures use --hidden 16 to 64)")
     whole("batch", args.batch, 1, limits.MAX_BATCH)
     whole("epochs", args.epochs, 1, limits.MAX_EPOCHS)
     whole("threads", args.threads, 0, 1024)

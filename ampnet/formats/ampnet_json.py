@@ -13,7 +13,7 @@ import numpy as np
 
 from ampnet import limits
 from ampnet.errors import AmpnetError, ModelFileError
-from ampnet.formats.model import Knob, LSTMLayer, LSTMModel, check_model
+from ampnet.formats.model import Knob, LSTMLayer, LSTMModel, check_model, check_size, float32_array
 from ampnet.io.files import write_text_atomic
 
 FORMAT_NAME = "ampnet"
@@ -67,6 +67,7 @@ def model_from_dict(doc, path) -> LSTMModel:
     hidden = _get_int(arch, "hidden_size", path, "architecture.hidden_size", 1, limits.MAX_HIDDEN)
     num_layers = _get_int(arch, "num_layers", path, "architecture.num_layers", 1,
                           limits.MAX_LAYERS)
+    check_size(hidden, num_layers, input_size, path, "architecture")
 
     skip = _get(doc, "skip", bool, path)
     input_scale = _get_number(doc, "input_scale", path)
@@ -179,16 +180,10 @@ def _tensor(container, key, shape, path, prefix="weights"):
         count = len(data) if isinstance(data, list) else "no"
         raise ModelFileError(path, field, f"{count} values for shape {list(shape)} "
                              f"(expected {math.prod(shape)})")
-    try:
-        array = np.asarray(data, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ModelFileError(path, field, "values must all be numbers") from None
-    if not np.all(np.isfinite(array)):
-        raise ModelFileError(path, field, "contains NaN or infinite values; the model is broken "
-                             "(retrain it, or export again from the last good checkpoint)")
-    if np.any(np.abs(array) > np.finfo(np.float32).max):
-        raise ModelFileError(path, field, "values overflow float32")
-    return array.astype(np.float32).reshape(shape)
+    array = float32_array(data, path, field)
+    if array.ndim != 1:
+        raise ModelFileError(path, field, "data must be a flat list of numbers")
+    return array.reshape(shape)
 
 
 def _get(container, key, kind, path, field=None):

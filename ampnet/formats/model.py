@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ampnet import limits
+from ampnet.errors import ModelFileError
+
 
 @dataclass
 class Knob:
@@ -70,15 +73,30 @@ class LSTMModel:
         return str(self.metadata.get("name", "unnamed model"))
 
 
+def lstm_parameter_count(hidden, layers, input_size=1):
+    """Weights of an LSTM of ``layers`` x ``hidden`` with ``input_size`` inputs and a linear
+    head (two bias vectors per layer, as PyTorch keeps them)."""
+    return sum(4 * hidden * ((input_size if i == 0 else hidden) + hidden + 2)
+               for i in range(layers)) + hidden + 1
+
+
+def check_size(hidden, layers, input_size, path, field):
+    """Raise :class:`~ampnet.errors.ModelFileError` when an LSTM of this shape is beyond
+    :mod:`ampnet.limits`; call it before reading or allocating any weights."""
+    count = lstm_parameter_count(hidden, min(layers, limits.MAX_LAYERS), input_size)
+    if layers > limits.MAX_LAYERS or hidden > limits.MAX_HIDDEN or count > limits.MAX_PARAMETERS:
+        raise ModelFileError(path, field, f"an LSTM of {layers} x {hidden} is beyond what ampnet "
+                             f"plays (at most {limits.MAX_LAYERS} layers, hidden size "
+                             f"{limits.MAX_HIDDEN}, {limits.MAX_PARAMETERS:,} weights)")
+
+
 def check_model(model: LSTMModel, path) -> LSTMModel:
     """Check ``model`` against :mod:`ampnet.limits` and for consistency: sizes, shapes,
     finite weights, plausible rate and gains, knob ranges. Every reader ends with this,
     so a model that loads is one the engine can run. Raises
     :class:`~ampnet.errors.ModelFileError` naming ``path`` and the field; returns ``model``."""
-    from ampnet import limits
-    from ampnet.errors import ModelFileError
-
     hidden, n_layers = model.hidden_size, len(model.layers)
+    check_size(hidden, n_layers, model.input_size, path, "architecture")
     if not 1 <= hidden <= limits.MAX_HIDDEN:
         raise ModelFileError(path, "hidden_size", f"{hidden} is outside the supported range "
                              f"1..{limits.MAX_HIDDEN}")
@@ -137,3 +155,21 @@ def check_model(model: LSTMModel, path) -> LSTMModel:
                                  f"between them (min {knob.minimum:g}, default {knob.default:g}, "
                                  f"max {knob.maximum:g})")
     return model
+
+
+def float32_array(value, path, field):
+    """Numbers from a model file (nested lists) as a float32 array of any shape; raises
+    :class:`~ampnet.errors.ModelFileError` naming ``path`` and ``field`` for anything
+    else: text, ragged lists, NaN, infinities, values beyond float32's range."""
+    if value is None:
+        raise ModelFileError(path, field, "missing")
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):
+        raise ModelFileError(path, field, "not (nested lists of) numbers of one shape") from None
+    if not np.all(np.isfinite(array)):
+        raise ModelFileError(path, field, "contains NaN or infinite values; the model is broken "
+                             "(retrain it, or export it again)")
+    if array.size and np.max(np.abs(array)) > np.finfo(np.float32).max:
+        raise ModelFileError(path, field, "values overflow float32")
+    return array.astype(np.float32)

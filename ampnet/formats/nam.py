@@ -11,7 +11,7 @@ import numpy as np
 
 from ampnet import limits
 from ampnet.errors import ModelFileError
-from ampnet.formats.model import Knob, LSTMLayer, LSTMModel, check_model
+from ampnet.formats.model import Knob, LSTMLayer, LSTMModel, check_model, check_size, float32_array
 
 DEFAULT_RATE = 48000.0
 
@@ -37,20 +37,15 @@ def model_from_nam(doc, path) -> LSTMModel:
             raise ModelFileError(path, f"config.{key}", f"{value!r}: expected a whole number "
                                  f"from 1 to {high}")
     input_size, hidden, layers = (config[k] for k in bounds)
+    check_size(hidden, layers, input_size, path, "config")
     expected = sum(4 * hidden * ((input_size if i == 0 else hidden) + hidden) + 6 * hidden
                    for i in range(layers)) + hidden + 1
     if len(doc["weights"]) != expected:  # counted before anything is converted
         raise ModelFileError(path, "weights", f"{len(doc['weights'])} values; an LSTM of "
                              f"{layers} x {hidden} needs {expected} (the file is damaged)")
-    try:
-        weights = np.asarray(doc["weights"], dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ModelFileError(path, "weights", "must be a flat list of numbers") from None
+    weights = float32_array(doc["weights"], path, "weights")
     if weights.ndim != 1:
         raise ModelFileError(path, "weights", "must be a flat list of numbers")
-    if not np.all(np.isfinite(weights)):
-        raise ModelFileError(path, "weights", "contains NaN or infinite values; the model is broken")
-    weights = weights.astype(np.float32)
     pos = 0
 
     def take(count, shape):

@@ -20,7 +20,7 @@ import numpy as np
 
 from ampnet import limits
 from ampnet.errors import ModelFileError
-from ampnet.formats.model import Knob, LSTMLayer, LSTMModel, check_model
+from ampnet.formats.model import Knob, LSTMLayer, LSTMModel, check_model, float32_array
 
 DEFAULT_RATE = 48000.0
 
@@ -34,15 +34,10 @@ def looks_like_state_dict(doc):
 
 
 def _array(value, path, field, ndim):
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ModelFileError(path, field, "values must be numbers in nested lists") from None
+    array = float32_array(value, path, field)
     if array.ndim != ndim:
         raise ModelFileError(path, field, f"expected a {ndim}-D array, got shape {list(array.shape)}")
-    if not np.all(np.isfinite(array)):
-        raise ModelFileError(path, field, "contains NaN or infinite values")
-    return array.astype(np.float32)
+    return array
 
 
 def _decibels(value, path, field):
@@ -156,8 +151,8 @@ def model_from_state_dict(doc, path) -> LSTMModel:
     heads = [k[:-len("weight")] for k in doc if k.endswith("weight") and not re.search(r"_l\d+$", k)]
     if len(heads) != 1:
         raise ModelFileError(path, None, "expected one linear output layer (<name>.weight, <name>.bias)")
-    head_weight = _array(doc[heads[0] + "weight"], path, heads[0] + "weight", 2)
-    head_bias = _array(doc[heads[0] + "bias"], path, heads[0] + "bias", 1)
+    head_weight = _array(doc.get(heads[0] + "weight"), path, heads[0] + "weight", 2)
+    head_bias = _array(doc.get(heads[0] + "bias"), path, heads[0] + "bias", 1)
     hidden = layers[0].weight_hh.shape[1]
     if hidden == 0:
         raise ModelFileError(path, "weight_hh_l0", "an LSTM of hidden size 0")

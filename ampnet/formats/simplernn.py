@@ -12,7 +12,7 @@ import numpy as np
 
 from ampnet import limits
 from ampnet.errors import ModelFileError
-from ampnet.formats.model import Knob, LSTMLayer, LSTMModel, check_model
+from ampnet.formats.model import Knob, LSTMLayer, LSTMModel, check_model, float32_array
 
 PLAYER_RATE = 44100.0
 
@@ -40,7 +40,7 @@ def model_from_simplernn(doc, path) -> LSTMModel:
             key = f"rec.{name}_l{k}"
             if key not in state:
                 raise ModelFileError(path, f"state_dict.{key}", "missing")
-            array = _array(state[key], path, f"state_dict.{key}")
+            array = float32_array(state[key], path, f"state_dict.{key}")
             if array.ndim != ndim:
                 raise ModelFileError(path, f"state_dict.{key}", f"expected {ndim}-D, got shape "
                                      f"{list(array.shape)}")
@@ -48,8 +48,8 @@ def model_from_simplernn(doc, path) -> LSTMModel:
         layers.append(LSTMLayer(get("weight_ih", 2), get("weight_hh", 2), get("bias_ih", 1),
                                 get("bias_hh", 1)))
     hidden = layers[0].weight_hh.shape[1]
-    head_weight = _array(state.get("lin.weight"), path, "state_dict.lin.weight")
-    head_bias = _array(state.get("lin.bias"), path, "state_dict.lin.bias").reshape(-1)
+    head_weight = float32_array(state.get("lin.weight"), path, "state_dict.lin.weight")
+    head_bias = float32_array(state.get("lin.bias"), path, "state_dict.lin.bias").reshape(-1)
     for i, layer in enumerate(layers):
         n_in = layer.weight_ih.shape[1]
         if (layer.weight_hh.shape != (4 * hidden, hidden) or layer.weight_ih.shape[0] != 4 * hidden
@@ -67,13 +67,3 @@ def model_from_simplernn(doc, path) -> LSTMModel:
         sample_rate=PLAYER_RATE, skip=True, knobs=[Knob(f"param{i}") for i in range(1, n_in)],
         metadata={"name": path.stem, "source_format": "GuitarML SimpleRNN JSON"}), path)
 
-
-def _array(value, path, field):
-    """Nested lists of finite numbers as float32 (any shape), or a one-line error."""
-    try:
-        array = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ModelFileError(path, field, "missing, or not nested lists of numbers") from None
-    if not np.all(np.isfinite(array)):
-        raise ModelFileError(path, field, "missing, or contains NaN or infinite values")
-    return array.astype(np.float32)

@@ -22,6 +22,7 @@ after every epoch so Ctrl-C or a crash loses at most one epoch.
 import math
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -229,7 +230,9 @@ class Trainer:
         code); a damaged one, or one from another network or other training audio, is
         refused with a line that says what differs."""
         try:
-            payload = torch.load(path, map_location=self.device, weights_only=True)
+            with warnings.catch_warnings():  # torch warns about unusual pickles: we refuse them
+                warnings.simplefilter("ignore")
+                payload = torch.load(path, map_location=self.device, weights_only=True)
         except Exception as err:  # pickle, zip and torch errors alike: not a checkpoint
             detail = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
             raise AmpnetError(f"{path}: not an ampnet checkpoint, or damaged ({detail}); delete it "
