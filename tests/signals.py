@@ -30,3 +30,17 @@ def random_model(hidden=8, layers=1, knobs=0, skip=True, seed=0, weight_scale=1.
         skip=skip, input_scale=input_scale, output_gain=output_gain,
         knobs=[Knob(f"knob{i}", 0.25 + 0.25 * i) for i in range(knobs)],
         metadata={"name": "random test model"})
+
+
+def simplernn_document(model):
+    """``model`` (one LSTM layer) as a GuitarML "SimpleRNN" JSON document (Proteus)."""
+    layer = model.layers[0]
+    return {"model_data": {"model": "SimpleRNN", "input_size": model.input_size, "skip": 1,
+                           "output_size": 1, "unit_type": "LSTM", "num_layers": 1,
+                           "hidden_size": model.hidden_size, "bias_fl": True},
+            "state_dict": {"rec.weight_ih_l0": layer.weight_ih.tolist(),
+                           "rec.weight_hh_l0": layer.weight_hh.tolist(),
+                           "rec.bias_ih_l0": layer.bias_ih.tolist(),
+                           "rec.bias_hh_l0": layer.bias_hh.tolist(),
+                           "lin.weight": model.head_weight.tolist(),
+                           "lin.bias": model.head_bias.tolist()}}

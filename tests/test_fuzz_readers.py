@@ -25,7 +25,7 @@ from ampnet.formats import export, load_model, save_model
 from ampnet.formats.ampnet_json import model_to_dict
 from ampnet.formats.model import check_model
 from ampnet.host.preset import TYPES, load_spec
-from tests.signals import guitar_like, random_model
+from tests.signals import guitar_like, random_model, simplernn_document
 
 FIXTURES = Path(__file__).parent / "fixtures"
 WORKDIR = Path(tempfile.mkdtemp(prefix="ampnet-fuzz-"))
@@ -34,16 +34,7 @@ FUZZ = settings(max_examples=400, deadline=5000, derandomize=True,
 
 
 def simplernn_doc():
-    model = random_model(6, 1, seed=6)
-    layer = model.layers[0]
-    return {"model_data": {"model": "SimpleRNN", "input_size": 1, "skip": 1, "output_size": 1,
-                           "unit_type": "LSTM", "num_layers": 1, "hidden_size": 6, "bias_fl": True},
-            "state_dict": {"rec.weight_ih_l0": layer.weight_ih.tolist(),
-                           "rec.weight_hh_l0": layer.weight_hh.tolist(),
-                           "rec.bias_ih_l0": layer.bias_ih.tolist(),
-                           "rec.bias_hh_l0": layer.bias_hh.tolist(),
-                           "lin.weight": model.head_weight.tolist(),
-                           "lin.bias": model.head_bias.tolist()}}
+    return simplernn_document(random_model(6, 1, seed=6))
 
 
 def state_dict_doc():

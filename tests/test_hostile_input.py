@@ -28,7 +28,7 @@ from ampnet.host.chain import Chain
 from ampnet.host.preset import load_spec
 from ampnet.host.processors import Cabinet, NeuralModel, ToneStack
 from ampnet.live import rt_kernel
-from tests.signals import guitar_like, random_model
+from tests.signals import guitar_like, random_model, simplernn_document
 from tests.test_resampler import Callback
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -116,16 +116,7 @@ def aidax_doc():
 
 
 def simplernn_doc():
-    model = random_model(8, 1, seed=6)
-    layer = model.layers[0]
-    return {"model_data": {"model": "SimpleRNN", "input_size": 1, "skip": 1, "output_size": 1,
-                           "unit_type": "LSTM", "num_layers": 1, "hidden_size": 8, "bias_fl": True},
-            "state_dict": {"rec.weight_ih_l0": layer.weight_ih.tolist(),
-                           "rec.weight_hh_l0": layer.weight_hh.tolist(),
-                           "rec.bias_ih_l0": layer.bias_ih.tolist(),
-                           "rec.bias_hh_l0": layer.bias_hh.tolist(),
-                           "lin.weight": model.head_weight.tolist(),
-                           "lin.bias": model.head_bias.tolist()}}
+    return simplernn_document(random_model(8, 1, seed=6))
 
 
 def ampnet_doc(knobs=0):

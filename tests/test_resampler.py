@@ -120,13 +120,15 @@ ALLOCATIONS_PER_CALL = """
 import sys
 import numpy as np
 from numba.core.runtime import rtsys
-from ampnet.host.processors import NeuralModel, ToneStack
+from ampnet.host.processors import Gain, NeuralModel, ToneStack
 from ampnet.live import rt_kernel
 from tests.signals import guitar_like, random_model
 from tests.test_resampler import Callback
 
-callback = Callback(44100, 64, [NeuralModel(random_model(8, 1)), ToneStack(bass_db=6.0)])
-indata = guitar_like(0.1, 44100)[:64, None].copy()
+rate = int(sys.argv[3])  # 44100: through the resampler; 48000: straight into the chain
+callback = Callback(rate, 64, [NeuralModel(random_model(8, 1)), Gain(gain_db=12.0),
+                               ToneStack(bass_db=6.0)])
+indata = guitar_like(0.1, rate)[:64, None].copy()
 if sys.argv[2] == "hostile":  # the guards' paths too: NaN replaced, an overflow reset
     indata[5, 0], indata[9, 0] = np.nan, 3e38
 outdata = np.zeros((64, 2), np.float32)
@@ -143,7 +145,9 @@ before = rtsys.get_allocation_stats()
 for _ in range(1000):
     call()
 after = rtsys.get_allocation_stats()
-assert sys.argv[2] != "hostile" or callback.chain.health()["resets"] > 0
+if sys.argv[2] == "hostile":
+    assert callback.stats[rt_kernel.NONFINITE_IN] > 0
+    assert rate != 48000 or callback.chain.health()["resets"] > 0
 print(after.alloc - before.alloc, after.mi_alloc - before.mi_alloc)
 """
 
@@ -159,12 +163,12 @@ def test_the_audio_callback_allocates_nothing(tmp_path):
 
     counts = {}
     for how in ("c", "python"):
-        for audio in ("clean", "hostile"):
-            done = subprocess.run([sys.executable, "-c", ALLOCATIONS_PER_CALL, how, audio],
+        for audio, rate in (("clean", "44100"), ("hostile", "44100"), ("hostile", "48000")):
+            done = subprocess.run([sys.executable, "-c", ALLOCATIONS_PER_CALL, how, audio, rate],
                                   capture_output=True, text=True,
                                   env={**os.environ, "NUMBA_NRT_STATS": "1"},
                                   cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
             assert done.returncode == 0, done.stderr
-            counts[how, audio] = [int(v) for v in done.stdout.split()]
-    assert counts["c", "clean"] == counts["c", "hostile"] == [0, 0]
-    assert counts["python", "clean"][0] >= 1000 and counts["python", "hostile"][0] >= 1000
+            counts[how, audio, rate] = [int(v) for v in done.stdout.split()]
+    assert all(counts[key] == [0, 0] for key in counts if key[0] == "c")
+    assert all(counts[key][0] >= 1000 for key in counts if key[0] == "python")

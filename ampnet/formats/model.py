@@ -80,6 +80,15 @@ def lstm_parameter_count(hidden, layers, input_size=1):
                for i in range(layers)) + hidden + 1
 
 
+def unnamed_knobs(input_size, path, field):
+    """``param1``, ``param2``... (range 0-1, default 0.5) for a network with ``input_size``
+    inputs (the audio first), after checking the count against :mod:`ampnet.limits`."""
+    if not 1 <= input_size <= 1 + limits.MAX_KNOBS:
+        raise ModelFileError(path, field, f"{input_size} inputs; ampnet plays the audio and up "
+                             f"to {limits.MAX_KNOBS} knobs")
+    return [Knob(f"param{i}") for i in range(1, input_size)]
+
+
 def check_size(hidden, layers, input_size, path, field):
     """Raise :class:`~ampnet.errors.ModelFileError` when an LSTM of this shape is beyond
     :mod:`ampnet.limits`; call it before reading or allocating any weights."""

@@ -11,7 +11,8 @@ import numpy as np
 
 from ampnet import limits
 from ampnet.errors import ModelFileError
-from ampnet.formats.model import Knob, LSTMLayer, LSTMModel, check_model, check_size, float32_array
+from ampnet.formats.model import (LSTMLayer, LSTMModel, check_model, check_size, float32_array,
+                                  unnamed_knobs)
 
 DEFAULT_RATE = 48000.0
 
@@ -71,7 +72,7 @@ def model_from_nam(doc, path) -> LSTMModel:
                 "gain", "input_level_dbu", "output_level_dbu"):
         if meta.get(key) is not None:
             metadata[key] = meta[key]
-    knobs = [Knob(f"param{i}") for i in range(1, input_size)]
+    knobs = unnamed_knobs(input_size, path, "config.input_size")
     rate = doc.get("sample_rate")
     if rate is not None and not limits.finite_in(rate, limits.MIN_SAMPLE_RATE, limits.MAX_SAMPLE_RATE):
         raise ModelFileError(path, "sample_rate", f"{rate!r} Hz is not a sample rate ampnet plays "

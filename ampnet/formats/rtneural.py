@@ -12,15 +12,15 @@ State-dict style: ``<prefix>weight_ih_l<k>`` etc. for one or more ``nn.LSTM``
 modules in a row (one stack of layers) and a ``<prefix>weight``/``bias`` linear head.
 """
 
-import re
-
 import math
+import re
 
 import numpy as np
 
 from ampnet import limits
 from ampnet.errors import ModelFileError
-from ampnet.formats.model import Knob, LSTMLayer, LSTMModel, check_model, float32_array
+from ampnet.formats.model import (Knob, LSTMLayer, LSTMModel, check_model, float32_array,
+                                  unnamed_knobs)
 
 DEFAULT_RATE = 48000.0
 
@@ -91,9 +91,7 @@ def model_from_keras(doc, path) -> LSTMModel:
     head_bias = _array(head_bias, path, "layers[1].weights[1]", 1)
     n_in, g4 = kernel.shape
     hidden = g4 // 4
-    if not 1 <= n_in <= 1 + limits.MAX_KNOBS:
-        raise ModelFileError(path, "layers[0].weights[0]", f"{n_in} inputs; ampnet plays the audio "
-                             f"and up to {limits.MAX_KNOBS} knobs")
+    default_knobs = unnamed_knobs(n_in, path, "layers[0].weights[0]")
     if (g4 % 4 or recurrent.shape != (hidden, g4) or bias.shape != (g4,)
             or head_kernel.shape != (hidden, 1) or head_bias.shape != (1,)):
         raise ModelFileError(path, "layers[].weights", "weight shapes do not fit together "
@@ -118,23 +116,23 @@ def model_from_keras(doc, path) -> LSTMModel:
         head_weight=(head_kernel.T / np.float32(in_gain)).astype(np.float32),
         head_bias=(head_bias / np.float32(in_gain)).astype(np.float32),
         sample_rate=rate, skip=bool(skip), input_scale=in_gain, output_gain=out_gain * in_gain,
-        knobs=_keras_knobs(meta, n_in - 1), metadata=metadata), path)
+        knobs=_keras_knobs(meta, default_knobs), metadata=metadata), path)
 
 
-def _keras_knobs(meta, count):
+def _keras_knobs(meta, default_knobs):
     """Knobs named as ampnet's AIDA-X export records them (``metadata.knobs``), else
-    ``param1``, ``param2``... with range 0-1 and default 0.5."""
+    ``default_knobs``."""
     stored = meta.get("knobs")
-    if not isinstance(stored, list) or len(stored) != count:
-        return [Knob(f"param{i}") for i in range(1, count + 1)]
+    if not isinstance(stored, list) or len(stored) != len(default_knobs):
+        return default_knobs
     try:
         knobs = [Knob(str(k["name"]), float(k["default"]), float(k["minimum"]), float(k["maximum"]))
                  for k in stored]
-        if len(knobs) == count:
+        if len(knobs) == len(default_knobs):
             return knobs
     except (TypeError, KeyError, ValueError, AttributeError):
         pass
-    return [Knob(f"param{i}") for i in range(1, count + 1)]
+    return default_knobs
 
 
 def model_from_state_dict(doc, path) -> LSTMModel:
@@ -165,11 +163,8 @@ def model_from_state_dict(doc, path) -> LSTMModel:
             raise ModelFileError(path, f"layer {i}", "LSTM layers must share one hidden size")
     if head_weight.shape != (1, hidden):
         raise ModelFileError(path, heads[0] + "weight", f"shape {list(head_weight.shape)}; expected [1, {hidden}]")
-    n_in = layers[0].weight_ih.shape[1]
-    if not 1 <= n_in <= 1 + limits.MAX_KNOBS:
-        raise ModelFileError(path, "weight_ih_l0", f"{n_in} inputs; ampnet plays the audio and up "
-                             f"to {limits.MAX_KNOBS} knobs")
+    knobs = unnamed_knobs(layers[0].weight_ih.shape[1], path, "weight_ih_l0")
     return check_model(LSTMModel(
         hidden_size=hidden, layers=layers, head_weight=head_weight, head_bias=head_bias,
-        sample_rate=DEFAULT_RATE, skip=False, knobs=[Knob(f"param{i}") for i in range(1, n_in)],
+        sample_rate=DEFAULT_RATE, skip=False, knobs=knobs,
         metadata={"name": path.stem, "source_format": "RTNeural PyTorch JSON"}), path)

@@ -8,11 +8,9 @@ Proteus and NeuralPi always do, whatever ``skip`` says, so ampnet does too. The
 files carry no sample rate; Proteus runs them at 44.1 kHz.
 """
 
-import numpy as np
-
 from ampnet import limits
 from ampnet.errors import ModelFileError
-from ampnet.formats.model import Knob, LSTMLayer, LSTMModel, check_model, float32_array
+from ampnet.formats.model import LSTMLayer, LSTMModel, check_model, float32_array, unnamed_knobs
 
 PLAYER_RATE = 44100.0
 
@@ -58,12 +56,9 @@ def model_from_simplernn(doc, path) -> LSTMModel:
             raise ModelFileError(path, f"state_dict.rec.*_l{i}", "tensor shapes do not fit together")
     if head_weight.shape != (1, hidden) or head_bias.shape != (1,):
         raise ModelFileError(path, "state_dict.lin", f"expected weight [1, {hidden}] and bias [1]")
-    n_in = layers[0].weight_ih.shape[1]
-    if not 1 <= n_in <= 1 + limits.MAX_KNOBS:
-        raise ModelFileError(path, "state_dict.rec.weight_ih_l0", f"{n_in} inputs; ampnet plays "
-                             f"the audio and up to {limits.MAX_KNOBS} knobs")
+    knobs = unnamed_knobs(layers[0].weight_ih.shape[1], path, "state_dict.rec.weight_ih_l0")
     return check_model(LSTMModel(
         hidden_size=hidden, layers=layers, head_weight=head_weight, head_bias=head_bias,
-        sample_rate=PLAYER_RATE, skip=True, knobs=[Knob(f"param{i}") for i in range(1, n_in)],
+        sample_rate=PLAYER_RATE, skip=True, knobs=knobs,
         metadata={"name": path.stem, "source_format": "GuitarML SimpleRNN JSON"}), path)
 
