@@ -35,6 +35,9 @@ MAX_MODEL_FILE_BYTES = 64 * 1024 * 1024  # MAX_PARAMETERS as JSON, with room to 
 MAX_PRESET_FILE_BYTES = 1024 * 1024
 MAX_PRESET_ENTRIES = 64  # processors in one chain
 
+# Processing blocks (frames): render's --blocksize and live's callbacks.
+MAX_BLOCK_FRAMES = 16384
+
 # Impulse responses: length after resampling, channels in the file.
 MAX_IR_SECONDS = 10.0
 MAX_AUDIO_CHANNELS = 64  # render keeps one copy of the chain's state per channel

@@ -222,7 +222,8 @@ def render_batch(spec_path, jobs, blocksize=64, subtype=None, job_count=1, show_
         stop = threading.Event()
         pump = threading.Thread(target=_pump_progress, args=(queue, on_progress, stop), daemon=True)
         pump.start()
-        with concurrent.futures.ProcessPoolExecutor(job_count, mp_context=context,
+        workers = min(job_count, len(jobs))
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context,
                                                     initializer=_worker_init,
                                                     initargs=(str(spec_path), params, queue)) as pool:
             futures = {pool.submit(_worker_render, i, job, blocksize, subtype): i

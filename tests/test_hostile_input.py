@@ -365,6 +365,12 @@ def test_a_missing_input_does_not_stop_the_batch(tmp_path, model_path, capsys):
     assert [p.name for p in (tmp_path / "o").iterdir()] == ["good.wav"]
 
 
+def test_render_refuses_a_block_size_that_would_exhaust_memory(tmp_path, model_path, capsys):
+    assert main(["render", str(model_path), str(tmp_path / "in.wav"), "-o", str(tmp_path / "o.wav"),
+                 "--blocksize", str(10 ** 9)]) == 2
+    one_error_line(capsys, "--blocksize")
+
+
 def test_convert_refuses_an_audio_extension(tmp_path, model_path, capsys):
     for name in ("out.wav", "out.nam.txt", "out"):
         assert main(["convert", str(model_path), "-o", str(tmp_path / name)]) == 2

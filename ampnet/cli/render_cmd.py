@@ -4,6 +4,8 @@ import os
 import sys
 import time
 
+from ampnet import limits
+from ampnet.errors import AmpnetError
 from ampnet.host.preset import load_spec
 from ampnet.render import plan_jobs, render_batch, summary_line
 
@@ -19,7 +21,8 @@ def add_parser(sub):
     where.add_argument("-o", "--output", help="output file (one input only)")
     where.add_argument("--out-dir", help="output folder (mirrors input folders)")
     p.add_argument("--blocksize", type=_positive_int, default=64,
-                   help="engine block size in frames, as in live use (default 64)")
+                   help="engine block size in frames, as in live use (default 64, at most "
+                        f"{limits.MAX_BLOCK_FRAMES})")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--jobs", type=_positive_int, default=1,
                    help=f"files rendered in parallel processes (this machine has {os.cpu_count()} cores)")
@@ -30,6 +33,8 @@ def add_parser(sub):
 
 
 def run(args):
+    if args.blocksize > limits.MAX_BLOCK_FRAMES:
+        raise AmpnetError(f"--blocksize {args.blocksize}: at most {limits.MAX_BLOCK_FRAMES} frames")
     load_spec(args.model, args.param)  # a broken model or preset fails once, before any file
     jobs, failures = plan_jobs(args.inputs, args.output, args.out_dir, args.overwrite)
     start = time.perf_counter()

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from ampnet import limits
 from ampnet.engine.lstm_engine import aligned_zeros
 from ampnet.errors import AmpnetError
 from ampnet.io.files import atomic_output
@@ -28,7 +29,7 @@ from ampnet.live import rt_kernel
 from ampnet.live.audio_api import import_sounddevice, resolve_device
 
 RING_SECONDS = 20
-MAX_BLOCK = 16384
+MAX_BLOCK = limits.MAX_BLOCK_FRAMES
 
 
 @dataclass
@@ -82,8 +83,9 @@ class LiveSession:
             raise AmpnetError(f"the device runs at {rate:g} Hz but {self.spec.name} was trained at "
                               f"{model_rate:g} Hz, and --strict-rate refuses to resample: run the "
                               f"device at {model_rate:g} Hz, or leave out --strict-rate")
-        if o.blocksize > MAX_BLOCK:
-            raise AmpnetError(f"--blocksize {o.blocksize} is larger than {MAX_BLOCK}")
+        if not 0 <= o.blocksize <= MAX_BLOCK:
+            raise AmpnetError(f"--blocksize {o.blocksize}: give 0 (the device's choice) to "
+                              f"{MAX_BLOCK} frames")
         self.ring = np.zeros(int(RING_SECONDS * rate), dtype=np.float32)
 
         resampling = rt_kernel.Resampling(rate, model_rate, o.blocksize or MAX_BLOCK)
