@@ -32,7 +32,7 @@ def run(args):
         raise AmpnetError(f"{args.output}: is the input file; choose another output")
     target = args.to or SUFFIXES.get(output.suffix.lower(), "ampnet")
     if output.suffix.lower() not in ALLOWED_SUFFIXES[target]:
-        raise AmpnetError(f"{output}: a {target} model file is named "
+        raise AmpnetError(f"{output}: {target} model files are named "
                           f"{' or '.join(ALLOWED_SUFFIXES[target])}, not "
                           f"{output.suffix or 'without an extension'}; choose e.g. "
                           f"{output.with_suffix(ALLOWED_SUFFIXES[target][0]).name}")

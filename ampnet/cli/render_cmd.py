@@ -47,8 +47,8 @@ def run(args):
             print(f"ampnet: error: {result.error}", file=sys.stderr)
         else:
             print(f"{result.job.source} -> {result.job.target}")
-            for note in result.notes:
-                print(f"  note: {note}")
+            for note in result.notes:  # "warning: ..." notes say so themselves
+                print(f"  {note}" if note.startswith("warning:") else f"  note: {note}")
     print(summary_line(results, wall))
     return 1 if any(r.error for r in results) else 0
 
