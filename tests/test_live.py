@@ -246,6 +246,7 @@ def test_overloaded_processor_xruns_are_counted(server, tmp_path):
     assert xruns > 0
     assert re.search(r"xruns [1-9]", stdout)  # shown in the status lines too
     assert "non-finite 0" in stdout  # the guard's count, in every status line
+    assert "; 0 non-finite input samples" in stdout  # and in the summary
 
 
 def test_record_loses_nothing_and_survives_ctrl_c(server, model_path, tmp_path):

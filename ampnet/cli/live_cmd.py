@@ -59,6 +59,7 @@ def run(args):
           f"{summary['median_callback_ms']:.3f} ms, p99 {summary['p99_callback_ms']:.3f} ms, "
           f"p99.9 {summary['p999_callback_ms']:.3f} ms, worst {summary['worst_callback_ms']:.3f} ms"
           + (f" (block period {period:.3f} ms)" if period else "")
+          + f"; {summary['nonfinite_input']} non-finite input samples"
           + (f"; resampled {summary['device_rate']:g} Hz <-> {summary['model_rate']:g} Hz, "
              f"+{summary['resampling_latency_ms']:.2f} ms" if summary["resampling_latency_ms"] else ""))
     if summary["oversized_callbacks"]:
