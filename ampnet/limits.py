@@ -38,7 +38,8 @@ MAX_PRESET_ENTRIES = 64  # processors in one chain
 # Processing blocks (frames): render's --blocksize and live's callbacks.
 MAX_BLOCK_FRAMES = 16384
 
-# Impulse responses: length after resampling, channels in the file.
+# Impulse responses: length (seconds at the file's own rate, from its header); channels
+# in any audio file ampnet reads.
 MAX_IR_SECONDS = 10.0
 MAX_AUDIO_CHANNELS = 64  # render keeps one copy of the chain's state per channel
 
@@ -46,7 +47,7 @@ MAX_AUDIO_CHANNELS = 64  # render keeps one copy of the chain's state per channe
 MAX_BATCH = 1024  # parallel training streams
 MAX_EPOCHS = 100000
 MAX_MINUTES = 7 * 24 * 60.0
-MAX_LATENCY_SECONDS = 2.0  # --latency and the estimate's search range
+MAX_LATENCY_SECONDS = 2.0  # --latency, at the highest sample rate
 
 
 def check_file_size(path, limit, what):

@@ -138,17 +138,19 @@ def render_file(spec, job, blocksize=64, subtype=None, progress=None):
 
 
 def guard_notes(nonfinite, first_bad, rate, health):
-    """Warnings for non-finite input (``first_bad``: ``(frame, channel)`` at ``rate`` Hz)
-    and for what the chain's guard saw (:meth:`~ampnet.host.chain.Chain.health`)."""
+    """Warnings for the file's non-finite samples (``nonfinite``, the first at ``first_bad``
+    = ``(frame, channel)`` at ``rate`` Hz, replaced before the resampler) and for what the
+    chain's own guard saw (:meth:`~ampnet.host.chain.Chain.health`): non-finite samples
+    that only the resampler made (an overflow), and processor resets."""
     notes = []
-    nonfinite += health["nonfinite"]  # left by the resampler: none in practice
-    if first_bad is None and health["first_frame"] is not None:
-        first_bad = (health["first_frame"], health["first_channel"])
     if nonfinite:
         frame, channel = first_bad
         notes.append(f"warning: {nonfinite} NaN or infinite input sample(s) replaced by silence, "
                      f"the first at {frame / rate:.3f} s (frame {frame}, channel {channel + 1}); "
                      "the input file is damaged")
+    if health["nonfinite"]:
+        notes.append(f"warning: {health['nonfinite']} sample(s) overflowed in the resampler and "
+                     "were replaced by silence (the input has extreme levels)")
     if health["resets"]:
         notes.append(f"warning: a processor's state overflowed {health['resets']} time(s) and was "
                      "reset (the input has extreme levels)")

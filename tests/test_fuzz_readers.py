@@ -9,8 +9,10 @@ another exception, never a hang (each example has a deadline). Presets get rando
 chains of random entries. A few thousand cases in all, well under a minute.
 """
 
+import atexit
 import json
 import math
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from tests.signals import guitar_like, random_model, simplernn_document
 
 FIXTURES = Path(__file__).parent / "fixtures"
 WORKDIR = Path(tempfile.mkdtemp(prefix="ampnet-fuzz-"))
+atexit.register(shutil.rmtree, WORKDIR, True)
 FUZZ = settings(max_examples=400, deadline=5000, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 

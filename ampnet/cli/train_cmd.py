@@ -83,7 +83,8 @@ def check_arguments(args):
         raise AmpnetError(f"--val-fraction {args.val_fraction}: must be from 0.01 to 0.5")
     if not limits.finite_in(args.stft_weight, 0.0, 100.0):
         raise AmpnetError(f"--stft-weight {args.stft_weight}: must be from 0 to 100")
-    if args.latency is not None and abs(args.latency) > limits.MAX_LATENCY_SECONDS * 768000:
+    if (args.latency is not None
+            and abs(args.latency) > limits.MAX_LATENCY_SECONDS * limits.MAX_SAMPLE_RATE):
         raise AmpnetError(f"--latency {args.latency}: more than {limits.MAX_LATENCY_SECONDS:g} s "
                           "at any sample rate; give it in samples")
 

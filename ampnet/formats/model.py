@@ -93,7 +93,8 @@ def check_size(hidden, layers, input_size, path, field):
     """Raise :class:`~ampnet.errors.ModelFileError` when an LSTM of this shape is beyond
     :mod:`ampnet.limits`; call it before reading or allocating any weights."""
     count = lstm_parameter_count(hidden, min(layers, limits.MAX_LAYERS), input_size)
-    if layers > limits.MAX_LAYERS or hidden > limits.MAX_HIDDEN or count > limits.MAX_PARAMETERS:
+    if not (1 <= layers <= limits.MAX_LAYERS and 1 <= hidden <= limits.MAX_HIDDEN
+            and count <= limits.MAX_PARAMETERS):
         raise ModelFileError(path, field, f"an LSTM of {layers} x {hidden} is beyond what ampnet "
                              f"plays (at most {limits.MAX_LAYERS} layers, hidden size "
                              f"{limits.MAX_HIDDEN}, {limits.MAX_PARAMETERS:,} weights)")
@@ -106,12 +107,6 @@ def check_model(model: LSTMModel, path) -> LSTMModel:
     :class:`~ampnet.errors.ModelFileError` naming ``path`` and the field; returns ``model``."""
     hidden, n_layers = model.hidden_size, len(model.layers)
     check_size(hidden, n_layers, model.input_size, path, "architecture")
-    if not 1 <= hidden <= limits.MAX_HIDDEN:
-        raise ModelFileError(path, "hidden_size", f"{hidden} is outside the supported range "
-                             f"1..{limits.MAX_HIDDEN}")
-    if not 1 <= n_layers <= limits.MAX_LAYERS:
-        raise ModelFileError(path, "num_layers", f"{n_layers} is outside the supported range "
-                             f"1..{limits.MAX_LAYERS}")
     if len(model.knobs) > limits.MAX_KNOBS:
         raise ModelFileError(path, "knobs", f"{len(model.knobs)} knob inputs; ampnet plays up to "
                              f"{limits.MAX_KNOBS}")

@@ -73,11 +73,8 @@ def model_from_nam(doc, path) -> LSTMModel:
         if meta.get(key) is not None:
             metadata[key] = meta[key]
     knobs = unnamed_knobs(input_size, path, "config.input_size")
-    rate = doc.get("sample_rate")
-    if rate is not None and not limits.finite_in(rate, limits.MIN_SAMPLE_RATE, limits.MAX_SAMPLE_RATE):
-        raise ModelFileError(path, "sample_rate", f"{rate!r} Hz is not a sample rate ampnet plays "
-                             f"({limits.MIN_SAMPLE_RATE:g} to {limits.MAX_SAMPLE_RATE:g} Hz)")
+    rate = doc.get("sample_rate")  # as written: check_model refuses anything but a plausible rate
     return check_model(LSTMModel(
         hidden_size=hidden, layers=lstm_layers, head_weight=head_weight, head_bias=head_bias,
-        sample_rate=float(rate) if rate is not None else DEFAULT_RATE, skip=False, knobs=knobs,
+        sample_rate=DEFAULT_RATE if rate is None else rate, skip=False, knobs=knobs,
         initial_h=np.stack(h0), initial_c=np.stack(c0), metadata=metadata), path)

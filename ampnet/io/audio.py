@@ -80,12 +80,12 @@ def open_audio(path) -> sf.SoundFile:
     return audio
 
 
-def read_frames(audio: sf.SoundFile, frames, path, **kwargs):
+def read_frames(audio: sf.SoundFile, frames, path):
     """Read ``frames`` frames from the open ``audio`` (float32, ``(frames, channels)``);
     a file that ends or breaks off before them (a damaged FLAC, a truncated download)
     raises :class:`AmpnetError` naming ``path`` instead of returning less."""
     try:
-        data = audio.read(frames, dtype="float32", always_2d=True, **kwargs)
+        data = audio.read(frames, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError) as err:
         raise AmpnetError(f"{path}: damaged audio after {audio.tell()} frames ({err}); "
                           "re-export or re-copy the file") from None
@@ -93,17 +93,6 @@ def read_frames(audio: sf.SoundFile, frames, path, **kwargs):
         raise AmpnetError(f"{path}: ends after {audio.tell()} frames but declares "
                           f"{audio.frames}; the file is truncated (re-export or re-copy it)")
     return data
-
-
-def read_whole(path, max_seconds=None, what="audio"):
-    """``(audio float32 (frames, channels), sample_rate)`` of the file at ``path``, with
-    the checks of :func:`open_audio` and :func:`read_frames`; a file longer than
-    ``max_seconds`` is refused before it is read."""
-    with open_audio(path) as f:
-        if max_seconds is not None and f.frames > max_seconds * f.samplerate:
-            raise AmpnetError(f"{path}: {what} is {f.frames / f.samplerate:.1f} s long; ampnet "
-                              f"takes up to {max_seconds:g} s (trim it)")
-        return read_frames(f, f.frames, path), f.samplerate
 
 
 def replace_nonfinite(block):
