@@ -42,14 +42,40 @@ def write_pair(tmp_path, dry, wet, rate=RATE, names=("dry.wav", "wet.wav")):
     return paths
 
 
-@pytest.mark.parametrize("shift", [0, 1, 37, 480, 4410])
+def dispersive_device(x, stages):
+    """A device with no pure delay whose correlation peak comes late: a cascade of
+    first-order all-passes (group delay 3 samples each at low frequencies) mixed
+    with a quarter of the direct signal, into a tanh soft clipper."""
+    shifted = x.astype(np.float64)
+    for _ in range(stages):
+        shifted = signal.lfilter([-0.5, 1.0], [1.0, -0.5], shifted)
+    return (0.5 * np.tanh(3 * (0.25 * x + shifted))).astype(np.float32)
+
+
+SHIFTS = [0, 1, 37, 480, 4410]
+
+
+@pytest.mark.parametrize("shift", SHIFTS)
 @pytest.mark.parametrize("polarity", [1, -1])
-def test_latency_of_synthetic_pairs(shift, polarity):
+def test_latency_of_a_pure_delay_is_never_late(shift, polarity):
     dry = guitar_like(12.0, seed=2)
     wet = polarity * delay(dry * 0.8, shift)  # a pure delay: the onset is the delay
     estimate = estimate_latency(dry, wet, RATE)
-    assert estimate.samples == shift
+    assert shift - 2 <= estimate.samples <= shift
+    assert estimate.peak_samples == shift
     assert estimate.inverted == (polarity < 0)
+    assert estimate.confident
+
+
+@pytest.mark.parametrize("stages", [8, 16])
+@pytest.mark.parametrize("shift", SHIFTS)
+@pytest.mark.parametrize("polarity", [1, -1])
+def test_latency_is_the_onset_of_a_dispersive_device_not_its_correlation_peak(stages, shift, polarity):
+    dry = guitar_like(12.0, seed=2)
+    wet = polarity * delay(dispersive_device(dry, stages), shift)
+    estimate = estimate_latency(dry, wet, RATE)
+    assert 5 <= estimate.peak_samples - shift <= 15  # the device really is dispersive
+    assert shift - 2 <= estimate.samples <= shift  # never after the onset, at most 2 before
     assert estimate.confident
 
 
@@ -98,10 +124,12 @@ def test_load_pair_compensates_latency_and_removes_dc(tmp_path):
     dry = guitar_like(6.0, seed=1)
     wet = delay(device(dry), 480) + 0.01
     pair = load_pair(*write_pair(tmp_path, dry, wet))
-    assert pair.latency_samples == 480
+    assert 478 <= pair.latency_samples <= 480
     assert abs(float(np.mean(pair.wet))) < 1e-3
     assert any("DC offset" in n for n in pair.notes)
-    np.testing.assert_allclose(pair.wet[:1000], device(dry)[:1000] + 0.01 - np.mean(wet), atol=1e-5)
+    early = 480 - pair.latency_samples  # the model will learn these samples of delay
+    np.testing.assert_allclose(pair.wet[early:early + 1000], device(dry)[:1000] + 0.01 - np.mean(wet),
+                               atol=1e-5)
 
 
 @pytest.mark.parametrize("problem,message", [
@@ -131,7 +159,7 @@ def test_stereo_uses_first_channel_and_says_so(tmp_path):
     paths = write_pair(tmp_path, np.stack([dry, dry * 0], 1), np.stack([device(dry), dry], 1))
     pair = load_pair(*paths)
     assert any("using channel 0" in n for n in pair.notes)
-    assert pair.latency_samples == 0
+    assert -2 <= pair.latency_samples <= 0
 
 
 def test_validation_split_cuts_at_a_quiet_point():
@@ -175,13 +203,13 @@ def test_training_learns_far_beyond_trivial_predictors(trained):
     target = device(val)
     trivial = min(np.sum((target - val) ** 2), np.sum(target ** 2)) / np.sum(target ** 2)
     assert report["validation_esr"] < 0.25 * trivial
-    assert report["latency_samples"] == 37
+    assert 35 <= report["latency_samples"] <= 37
 
 
 def test_model_file_report_and_checkpoint_are_written(trained):
     tmp, out, dry, _ = trained
     model = load_model(out)
-    assert model.skip and model.metadata["latency_samples"] == 37
+    assert model.skip and 35 <= model.metadata["latency_samples"] <= 37
     assert model.metadata["validation_esr"] > 0
     assert -40 < model.metadata["loudness_dbfs"] < 0
     assert (tmp / "model.report.png").stat().st_size > 10_000
@@ -283,14 +311,15 @@ def test_resample_option_converts_the_wet(tmp_path):
     sf.write(paths[1], wet44, 44100, subtype="FLOAT")
     pair = load_pair(*paths, resample=True)
     assert pair.sample_rate == RATE and any("resampled" in n for n in pair.notes)
-    assert abs(pair.latency_samples) <= 1
+    assert -2 <= pair.latency_samples <= 0  # soxr's filter is linear-phase: no delay, some pre-ringing
 
 
 def test_slightly_longer_wet_is_trimmed_and_said(tmp_path):
     dry = guitar_like(6.0, seed=1)
     wet = np.concatenate([device(dry), np.zeros(RATE // 2, np.float32)])
     pair = load_pair(*write_pair(tmp_path, dry, wet))
-    assert pair.wet.size == pair.dry.size == dry.size
+    assert -2 <= pair.latency_samples <= 0
+    assert pair.wet.size == pair.dry.size == dry.size + pair.latency_samples
     assert any("trimmed" in n for n in pair.notes)
 
 

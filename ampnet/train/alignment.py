@@ -1,20 +1,34 @@
-"""Latency between a dry (DI) and a wet (device) recording, by GCC-PHAT.
+"""Latency between a dry (DI) and a wet (device) recording: where the device's
+response *starts*.
 
-GCC-PHAT (Knapp and Carter, "The generalized correlation method for estimation
-of time delay", IEEE TASSP 24(4), 1976) whitens the cross-spectrum before the
-inverse FFT, so the correlation collapses to a sharp peak at the delay instead
-of the broad comb a plain cross-correlation gives on guitar. A sustained note is
-still periodic, and its delay is only known modulo its period; so the
-correlation is computed on short windows (0.5 s, Hann-windowed dry against the
-wet extended by the maximum lag on both sides) and summed: spurious peaks move
-with the notes played, the true delay stays put. The sign of the peak gives the
-polarity, which does not disturb the estimate.
+Two estimates are made from the same short windows (0.5 s, Hann-windowed dry
+against the wet extended by the maximum lag on both sides):
 
-A device's filters put the correlation peak a few samples after its pure delay
-(group delay), and an oscillating response may put the largest lobe second. The
-latency reported is therefore the first major lobe: the earliest lag in the
-2 ms before the peak where the correlation reaches half the peak. Aligning to
-that keeps the model (nearly) causal; a pure delay is found exactly.
+1. **GCC-PHAT** (Knapp and Carter, "The generalized correlation method for
+   estimation of time delay", IEEE TASSP 24(4), 1976) whitens the
+   cross-spectrum, so the correlation summed over the windows collapses to a
+   sharp peak near the delay instead of the broad comb a plain correlation gives
+   on guitar. Spurious peaks of sustained notes move with the notes played; the
+   true delay stays put. It finds the region, the polarity (the peak's sign) and
+   the confidence (1 - best other peak / main peak), on any material and for
+   reamp latencies of up to ``max_lag_seconds``.
+2. **The device's impulse response**, regularised (Wiener) from the summed
+   cross- and auto-spectra: ``h = IFFT(sum W D* / (sum |D|^2 + lambda))``. For a
+   non-linear device this is its best linear approximation. The correlation
+   peak of a device with filters (a tone stack, an all-pass) sits several samples
+   after its pure delay, at its group delay; ``h`` shows where the response
+   begins.
+
+The latency is the **onset** of ``h``: from its largest sample near the PHAT
+peak, walk back over samples that clear both ``ONSET_FRACTION`` of it and
+``NOISE_FACTOR`` times the estimate's own noise floor (the 99.9th percentile of
+``|h|`` in the ``NOISE_SECONDS`` before the response, where a causal device
+leaves only estimation noise: short or noisy takes), bridging up to
+``ONSET_GAP`` smaller ones (an oscillating response crosses zero), then
+``SAFETY_MARGIN`` more. It errs early on purpose: a model can learn a sample or
+two of delay, but it cannot learn the future, so a latency found late would make
+the target non-causal and the model would play ahead of the device. A pure delay
+is found exactly, less the margin.
 """
 
 from dataclasses import dataclass
@@ -24,16 +38,21 @@ import numpy as np
 WINDOW_SECONDS = 0.5
 MAX_WINDOWS = 240
 BAND_HZ = (70.0, 20000.0)
-ONSET_FRACTION = 0.5
 CONFIDENT = 0.35
+REGULARISATION = 1e-4  # lambda, relative to the mean power of the dry's spectrum
+ONSET_FRACTION = 0.2
+NOISE_FACTOR = 1.5
+NOISE_SECONDS = 0.05
+ONSET_GAP = 4  # samples
+SAFETY_MARGIN = 1  # samples
 
 
 @dataclass
 class Latency:
-    samples: int  # the wet lags the dry by this many samples (negative: it leads)
+    samples: int  # the wet lags the dry by this many samples (negative: it leads); the onset
     inverted: bool  # the correlation peak is negative: the wet's polarity is inverted
     confidence: float  # 0..1: 1 - (best other peak / main peak)
-    peak_samples: int  # lag of the correlation peak itself
+    peak_samples: int  # lag of the correlation peak (the device's group delay plus latency)
 
     @property
     def confident(self) -> bool:
@@ -47,26 +66,26 @@ def estimate_latency(dry, wet, sample_rate, max_lag_seconds=0.5) -> Latency:
     length = min(dry.size, wet.size)
     max_lag = int(min(max_lag_seconds * sample_rate, length // 4))
     window = int(WINDOW_SECONDS * sample_rate)
-    size = 1 << int(np.ceil(np.log2(window + 2 * max_lag)))
-    freqs = np.fft.rfftfreq(size, 1.0 / sample_rate)
-    band = (freqs >= BAND_HZ[0]) & (freqs <= min(BAND_HZ[1], 0.45 * sample_rate))
-    taper = np.hanning(window)
     starts = np.arange(max_lag, length - window - max_lag, window // 2)
     if starts.size == 0:
         raise ValueError("recordings too short to estimate latency")
     if starts.size > MAX_WINDOWS:  # long files: an even spread of windows is enough
         starts = starts[np.linspace(0, starts.size - 1, MAX_WINDOWS).astype(int)]
     floor = 1e-4 * np.sqrt(np.mean(dry[:length] ** 2) + 1e-20)
-    total = np.zeros(2 * max_lag + 1)
+    starts = [s for s in starts if np.sqrt(np.mean(dry[s:s + window] ** 2)) >= floor]  # silence: no timing
+    taper = np.hanning(window)
+
+    # 1. GCC-PHAT over every lag up to max_lag: region, polarity, confidence.
+    size = 1 << int(np.ceil(np.log2(window + 2 * max_lag)))
+    freqs = np.fft.rfftfreq(size, 1.0 / sample_rate)
+    band = (freqs >= BAND_HZ[0]) & (freqs <= min(BAND_HZ[1], 0.45 * sample_rate))
+    whitened = np.zeros(size // 2 + 1, complex)
     for start in starts:
-        d = dry[start:start + window] * taper
-        if np.sqrt(np.mean(d ** 2)) < floor:
-            continue  # silence carries no timing
-        w = wet[start - max_lag:start + window + max_lag]
-        cross = np.fft.rfft(w, size) * np.conj(np.fft.rfft(d, size))
-        cross = np.where(band, cross / (np.abs(cross) + 1e-12), 0.0)
-        total += np.fft.irfft(cross, size)[:2 * max_lag + 1]  # index i: lag i - max_lag
-    magnitude = np.abs(total)
+        cross = (np.fft.rfft(wet[start - max_lag:start + window + max_lag], size)
+                 * np.conj(np.fft.rfft(dry[start:start + window] * taper, size)))
+        whitened += np.where(band, cross / (np.abs(cross) + 1e-12), 0.0)
+    correlation = np.fft.irfft(whitened, size)[:2 * max_lag + 1]  # index i: lag i - max_lag
+    magnitude = np.abs(correlation)
     peak = int(np.argmax(magnitude))
     if magnitude[peak] == 0:
         return Latency(0, False, 0.0, 0)
@@ -74,7 +93,48 @@ def estimate_latency(dry, wet, sample_rate, max_lag_seconds=0.5) -> Latency:
     others = magnitude.copy()
     others[max(0, peak - guard):peak + guard + 1] = 0.0
     confidence = float(1.0 - others.max() / magnitude[peak])
-    before = magnitude[max(0, peak - guard):peak + 1]
-    onset = max(0, peak - guard) + int(np.argmax(before >= ONSET_FRACTION * magnitude[peak]))
-    return Latency(samples=onset - max_lag, inverted=bool(total[peak] < 0),
-                   confidence=max(0.0, confidence), peak_samples=peak - max_lag)
+    peak_lag = peak - max_lag
+
+    # 2. The response in a frame centred on the peak (so a shifted wet gives exactly
+    #    the shifted answer): index j is lag peak_lag + j - reach.
+    span = int(NOISE_SECONDS * sample_rate)
+    reach = guard + span
+    size = 1 << int(np.ceil(np.log2(window + 2 * reach)))
+    cross = np.zeros(size // 2 + 1, complex)
+    power = np.zeros(size // 2 + 1)
+    for start in starts:
+        dry_spectrum = np.fft.rfft(dry[start:start + window] * taper, size)
+        segment = _padded(wet, start + peak_lag - reach, window + 2 * reach)
+        cross += np.fft.rfft(segment, size) * np.conj(dry_spectrum)
+        power += np.abs(dry_spectrum) ** 2
+    response = np.fft.irfft(cross / (power + REGULARISATION * power.mean()), size)[:2 * reach + 1]
+    # The response starts before its correlation peak: search up to (nearly) the peak only.
+    onset = _onset(np.abs(response), reach - guard, reach + ONSET_GAP + 1, span)
+    return Latency(samples=peak_lag + onset - reach - SAFETY_MARGIN,
+                   inverted=bool(correlation[peak] < 0), confidence=max(0.0, confidence),
+                   peak_samples=peak_lag)
+
+
+def _padded(audio, start, count):
+    """``audio[start:start + count]``, with zeros where that runs outside the array."""
+    out = np.zeros(count)
+    low, high = max(0, start), min(audio.size, start + count)
+    if high > low:
+        out[low - start:high - start] = audio[low:high]
+    return out
+
+
+def _onset(magnitude, low, high, span):
+    """Index in ``[low, high)`` where the response around its largest sample begins;
+    the noise floor is measured in the ``span`` samples before that range."""
+    strongest = low + int(np.argmax(magnitude[low:high]))
+    away = magnitude[max(0, low - span):low]
+    noise = np.percentile(away, 99.9) if away.size else 0.0
+    threshold = max(ONSET_FRACTION * magnitude[strongest], NOISE_FACTOR * noise)
+    onset = strongest
+    for index in range(strongest - 1, low - 1, -1):
+        if onset - index > ONSET_GAP + 1:
+            break
+        if magnitude[index] >= threshold:
+            onset = index
+    return onset
