@@ -167,7 +167,7 @@ def test_validation_split_cuts_at_a_quiet_point():
     dry = guitar_like(20.0, seed=1)
     quiet = int(0.86 * dry.size)
     dry[quiet - 2400:quiet + 2400] = 0.0
-    (train_dry, _), (val_dry, _) = split_validation(Pair(dry, dry, RATE))
+    (train_dry, _), (val_dry, _), _ = split_validation(Pair(dry, dry, RATE))
     assert abs(train_dry.size - quiet) < 2400
     assert train_dry.size + val_dry.size == dry.size
 
@@ -215,6 +215,69 @@ def test_model_file_report_and_checkpoint_are_written(trained):
     assert (tmp / "model.report.png").stat().st_size > 10_000
     assert (tmp / "model.ckpt").exists()
     assert main(["render", str(out), str(tmp / "dry.wav"), "-o", str(tmp / "render.wav")]) == 0
+
+
+@pytest.fixture(scope="module")
+def null_tested(tmp_path_factory):
+    """A run with separate validation and test files of a dispersive device 37 samples
+    late, whose wet recordings carry a DC offset."""
+    tmp = tmp_path_factory.mktemp("null")
+    paths = {}
+    for role, seconds, seed in (("train", 20.0, 7), ("val", 6.0, 8), ("test", 5.0, 9)):
+        dry = guitar_like(seconds, seed=seed)
+        wet = delay(dispersive_device(dry, 8), 37) + 0.02
+        paths[role] = write_pair(tmp, dry, wet, names=(f"dry_{role}.wav", f"wet_{role}.wav"))
+    out = tmp / "model.json"
+    code = main(["train", *map(str, paths["train"]), "-o", str(out), "--hidden", "8",
+                 "--epochs", "3", "--batch", "8", "--threads", "1",
+                 "--val-dry", str(paths["val"][0]), "--val-wet", str(paths["val"][1]),
+                 "--test-dry", str(paths["test"][0]), "--test-wet", str(paths["test"][1])])
+    assert code == 0
+    return tmp, out, paths
+
+
+def _file_null_test(rendered, wet_path, latency):
+    """ESR of a rendered file against the wet file advanced by ``latency``, DC removed."""
+    ours, _ = _mono(rendered)
+    theirs, _ = _mono(wet_path)
+    frames = min(ours.size, theirs.size - latency)
+    ours = ours[:frames].astype(np.float64)
+    theirs = theirs[latency:latency + frames].astype(np.float64)
+    ours, theirs = ours - ours.mean(), theirs - theirs.mean()
+    return np.sum((theirs - ours) ** 2) / np.sum(theirs ** 2)
+
+
+@pytest.mark.parametrize("role", ["val", "test"])
+def test_reported_esr_is_the_null_test_of_a_render(null_tested, role):
+    tmp, out, paths = null_tested
+    report = json.loads((tmp / "model.report.json").read_text())
+    latency = report["latency_samples"]
+    assert 35 <= latency <= 37  # the onset, not the correlation peak (about 43)
+    rendered = tmp / f"render_{role}.wav"
+    assert main(["render", str(out), str(paths[role][0]), "-o", str(rendered)]) == 0
+    measured = _file_null_test(rendered, paths[role][1], latency)
+    reported = report["validation_esr"] if role == "val" else report["test_esr"]
+    assert abs(measured - reported) < 1e-4
+    assert "DC removed from both sides" in report["null_test"]["how"]
+    model = load_model(out)
+    stored = model.metadata["validation_esr"] if role == "val" else model.metadata["test_esr"]
+    assert abs(stored - reported) < 1e-6
+    # The report's figure is not what the (DC-free, trimmed) selection pass saw.
+    assert report["selection_val_esr"] > 0
+
+
+def test_a_model_aligned_to_the_correlation_peak_fails_the_null_test(null_tested):
+    """The case the onset rule exists for: render against the wet advanced by the
+    correlation peak instead and the error is far larger."""
+    tmp, out, paths = null_tested
+    report = json.loads((tmp / "model.report.json").read_text())
+    rendered = tmp / "render_val.wav"
+    if not rendered.exists():
+        assert main(["render", str(out), str(paths["val"][0]), "-o", str(rendered)]) == 0
+    at_onset = _file_null_test(rendered, paths["val"][1], report["latency_samples"])
+    at_peak = _file_null_test(rendered, paths["val"][1], report["latency_peak_samples"])
+    assert report["latency_peak_samples"] - report["latency_samples"] >= 5
+    assert at_peak > 2 * at_onset
 
 
 def test_resume_continues_from_the_checkpoint(trained, capsys):
@@ -355,6 +418,6 @@ def test_ctrl_c_keeps_the_best_model(tmp_path):
 def test_validation_split_skips_a_silent_tail():
     from ampnet.train.data import Pair
     dry = np.concatenate([guitar_like(20.0, seed=1), np.zeros(6 * RATE, np.float32)])
-    (train_dry, _), (val_dry, _) = split_validation(Pair(dry, dry, RATE))
+    (train_dry, _), (val_dry, _), _ = split_validation(Pair(dry, dry, RATE))
     val_playing = np.count_nonzero(np.abs(val_dry[: val_dry.size - 6 * RATE]) > 1e-3)
     assert val_playing > 0.1 * 20 * RATE

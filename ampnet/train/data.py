@@ -22,7 +22,12 @@ MIN_SECONDS = 2.0
 
 @dataclass
 class Pair:
-    """An aligned, checked dry/wet pair."""
+    """An aligned, checked dry/wet pair: ``dry[n]`` pairs with ``wet[n]``, DC removed.
+
+    ``source_dry``/``source_wet`` are the recordings as read (the wet resampled if
+    asked), which the null test compares; ``dry[n]`` is ``source_dry[n + dry_offset]``
+    and ``wet[n]`` is ``source_wet[n + dry_offset + latency_samples]``.
+    """
 
     dry: np.ndarray
     wet: np.ndarray
@@ -30,6 +35,10 @@ class Pair:
     latency_samples: int = 0
     latency_confidence: float | None = None
     notes: list = field(default_factory=list)
+    source_dry: np.ndarray | None = None
+    source_wet: np.ndarray | None = None
+    dry_offset: int = 0
+    latency_peak_samples: int | None = None  # where the correlation peaks (group delay included)
 
     @property
     def seconds(self) -> float:
@@ -75,6 +84,7 @@ def load_pair(dry_path, wet_path, channel=None, resample=False, latency=None) ->
         notes.append(f"{wet_path}: resampled from {wet_rate} Hz to {rate} Hz (--resample)")
     for path, audio in ((dry_path, dry), (wet_path, wet)):
         _check_level(path, audio, rate, notes)
+    source_dry, source_wet = dry, wet
     dry = _remove_dc(dry_path, dry, notes)
     wet = _remove_dc(wet_path, wet, notes)
 
@@ -90,11 +100,13 @@ def load_pair(dry_path, wet_path, channel=None, resample=False, latency=None) ->
                 f"{wet_path}: cannot find the latency between dry and wet (confidence "
                 f"{estimate.confidence:.2f}); check that the files are the same take, or measure "
                 "it (e.g. a click recorded through the device) and pass --latency SAMPLES")
-        latency, confidence = estimate.samples, estimate.confidence
-        notes.append(f"latency: {latency} samples ({1000 * latency / rate:.2f} ms), confidence "
-                     f"{confidence:.2f}{', polarity inverted' if estimate.inverted else ''}; compensated")
+        latency, confidence, peak = estimate.samples, estimate.confidence, estimate.peak_samples
+        notes.append(f"latency: {latency} samples ({1000 * latency / rate:.2f} ms), where the "
+                     f"device's response starts (less a sample: a model can learn a delay, not the "
+                     f"future; its correlation peaks at {peak}), confidence {confidence:.2f}"
+                     f"{', polarity inverted' if estimate.inverted else ''}; compensated")
     else:
-        confidence = None
+        confidence = peak = None
         notes.append(f"latency: {latency} samples ({1000 * latency / rate:.2f} ms), as given")
 
     # A wet recorded for as long as the dry misses the last `latency` samples; only a
@@ -113,7 +125,7 @@ def load_pair(dry_path, wet_path, channel=None, resample=False, latency=None) ->
         raise AmpnetError(f"{dry_path}: only {dry.size / rate:.1f} s of audio; record at least "
                           f"{MIN_SECONDS:.0f} s (a few minutes is best)")
     return Pair(np.ascontiguousarray(dry), np.ascontiguousarray(wet), rate, int(latency),
-                confidence, notes)
+                confidence, notes, source_dry, source_wet, max(0, -int(latency)), peak)
 
 
 def _compensate(dry, wet, latency):
@@ -152,7 +164,8 @@ def split_validation(pair: Pair, fraction=0.15, search_fraction=0.05):
     The split counts only active 50 ms frames (above -50 dB re the loudest), so a
     silent tail does not become the validation set, then moves the cut to the
     quietest frame within ``search_fraction`` of the file's length. Returns
-    ``((train_dry, train_wet), (val_dry, val_wet))``.
+    ``((train_dry, train_wet), (val_dry, val_wet), cut)``: validation starts at
+    ``pair.dry[cut]``.
     """
     n = pair.dry.size
     hop = max(1, pair.sample_rate // 20)
@@ -167,7 +180,7 @@ def split_validation(pair: Pair, fraction=0.15, search_fraction=0.05):
     candidates = [f for f in range(low, high + 1) if playing[-1] - playing[f - 1] >= 0.5 * fraction * playing[-1]]
     cut_frame = min(candidates, key=lambda f: level[f]) if candidates else nominal
     cut = cut_frame * hop + hop // 2
-    return (pair.dry[:cut], pair.wet[:cut]), (pair.dry[cut:], pair.wet[cut:])
+    return (pair.dry[:cut], pair.wet[:cut]), (pair.dry[cut:], pair.wet[cut:]), cut
 
 
 def input_scale_for(dry, target=0.5):
