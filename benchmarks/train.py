@@ -1,16 +1,20 @@
-"""Training quality against wall-clock time on the gx-tiltdrive capture.
+"""Training quality against wall-clock time: null-test ESR on validation and on real DI.
 
-Runs ``ampnet train`` with its defaults (LSTM-32) on ``dry_train/wet_train``,
-validating on the data set's own ``dry_val/wet_val``, and records validation ESR
-after every epoch against wall-clock time (from the training report). Writes
-JSON and a PNG curve; the model itself is kept too (``--model``).
+For each device of ``../shared/data/devices`` (gx-tiltdrive, an overdrive pedal;
+gx-studiopre, a driven tube preamp), runs ``ampnet train`` with its defaults
+(LSTM-32) on ``dry_train/wet_train``, validating on the data set's ``dry_val/wet_val``
+and testing on ``dry_test_real/wet_test_real`` (real DI guitar through the device).
+Every figure is the report's null test: the model as ``ampnet render`` plays the dry
+file, against the device's recording advanced by the latency only. Also records
+validation ESR per epoch against wall-clock time. Writes
+``benchmarks/results/train.json``, a PNG of the curves, and keeps the models.
 
-    python benchmarks/train.py [--minutes 10] [--data ../shared/data/devices/gx-tiltdrive]
+    python benchmarks/train.py [--minutes 10] [--devices gx-tiltdrive gx-studiopre]
 
-Targets on the 2-core machine: ESR <= 0.027 within 3 minutes, <= 0.01 within 10.
-Reference points on the same files and machine: Neural Amp Modeler's trainer
-(LSTM-32) 0.07 after 2 min, 0.05 after 5, 0.027 after 10; an LSTM-16 trained
-3 minutes the naive way (MSE, no pre-emphasis) about 0.3.
+Targets on the 2-core machine, 10 minutes, default settings (validation / real DI):
+gx-tiltdrive <= 0.01 / <= 0.01; gx-studiopre <= 0.02 / <= 0.04. Reference points:
+the NAM trainer's LSTM-32, 10 minutes on this machine class: gx-tiltdrive 0.027
+(validation), gx-studiopre 0.086 / 0.158.
 """
 
 import argparse
@@ -20,67 +24,94 @@ from pathlib import Path
 
 from ampnet.cli import main as ampnet
 from ampnet.train.report import report_paths
+from machine import machine_facts
 
 ROOT = Path(__file__).resolve().parent.parent
-NAM_REFERENCE = {"2 min": 0.07, "5 min": 0.05, "10 min": 0.027}
+DEVICES = {
+    "gx-tiltdrive": {"name": "GxTiltDrive (drive 0.8)", "gear": "Guitarix GxTiltTone, drive 0.8",
+                     "targets": {"validation": 0.01, "real_di": 0.01},
+                     "nam_lstm32_10min": {"validation": 0.027}},
+    "gx-studiopre": {"name": "GxStudioPre (volume 1.0)",
+                     "gear": "Guitarix Studio Pre, volume 1.0, bright on, master 0.3",
+                     "targets": {"validation": 0.02, "real_di": 0.04},
+                     "nam_lstm32_10min": {"validation": 0.086, "real_di": 0.158}},
+}
 
 
 def best_by(epochs, seconds):
-    """Best validation ESR reached within ``seconds`` of training."""
+    """Best selection ESR (per-epoch validation) reached within ``seconds`` of training."""
     values = [e["val_esr"] for e in epochs if e["seconds"] <= seconds]
     return min(values) if values else None
+
+
+def train_device(device, data, minutes, out_dir):
+    model = out_dir / f"train-{device}.json"
+    data = Path(data)
+    start = time.monotonic()
+    code = ampnet(["train", str(data / "dry_train.flac"), str(data / "wet_train.flac"),
+                   "--val-dry", str(data / "dry_val.flac"), "--val-wet", str(data / "wet_val.flac"),
+                   "--test-dry", str(data / "dry_test_real.flac"),
+                   "--test-wet", str(data / "wet_test_real.flac"),
+                   "-o", str(model), "--minutes", str(minutes), "--overwrite",
+                   "--name", DEVICES[device]["name"], "--gear", DEVICES[device]["gear"],
+                   "--author", "ampnet"])
+    wall = time.monotonic() - start
+    if code:
+        raise SystemExit(code)
+    report = json.loads(report_paths(model)[0].read_text())
+    return {
+        "data": str(data), "model": str(model), "wall_seconds": round(wall, 1),
+        "latency_found": report["latency_samples"],
+        "latency_peak": report["latency_peak_samples"],
+        "null_test": {"validation": report["validation_esr"], "real_di": report["test_esr"]},
+        "targets": DEVICES[device]["targets"], "nam_lstm32_10min": DEVICES[device]["nam_lstm32_10min"],
+        "selection_esr_within": {"3 min": best_by(report["epochs"], 180),
+                                 "10 min": best_by(report["epochs"], 600)},
+        "settings": report["settings"], "epochs": report["epochs"],
+    }
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--data", default=str(ROOT.parent / "shared/data/devices/gx-tiltdrive"))
+    parser.add_argument("--devices", nargs="+", default=list(DEVICES), choices=list(DEVICES))
+    parser.add_argument("--data", default=str(ROOT.parent / "shared/data/devices"),
+                        help="folder holding one folder per device")
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/train"))
-    parser.add_argument("--model", default=str(ROOT / "benchmarks/results/train-model.json"))
     args = parser.parse_args()
-    data = Path(args.data)
-    start = time.monotonic()
-    code = ampnet(["train", str(data / "dry_train.flac"), str(data / "wet_train.flac"),
-                   "--val-dry", str(data / "dry_val.flac"), "--val-wet", str(data / "wet_val.flac"),
-                   "-o", args.model, "--minutes", str(args.minutes), "--overwrite",
-                   "--name", "GxTiltDrive (drive 0.8)", "--gear", "Guitarix GxTiltTone, drive 0.8",
-                   "--author", "ampnet"])
-    wall = time.monotonic() - start
-    if code:
-        raise SystemExit(code)
-    report = json.loads(report_paths(Path(args.model))[0].read_text())
-    epochs = report["epochs"]
-    result = {
-        "data": str(data), "settings": report["settings"], "wall_seconds": wall,
-        "latency_found": report["latency_samples"], "epochs": epochs,
-        "best_val_esr": report["validation_esr"],
-        "best_within": {"3 min": best_by(epochs, 180), "10 min": best_by(epochs, 600)},
-        "targets": {"3 min": 0.027, "10 min": 0.01}, "nam_reference": NAM_REFERENCE,
-    }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=1))
-    plot(epochs, out.with_suffix(".png"))
-    for label, value in result["best_within"].items():
-        shown = "n/a" if value is None else f"{value:.4f}"
-        print(f"best validation ESR within {label}: {shown} (target {result['targets'][label]})")
+    result = {"machine": machine_facts(), "minutes": args.minutes, "devices": {}}
+    for device in args.devices:
+        result["devices"][device] = train_device(device, Path(args.data) / device, args.minutes,
+                                                 out.parent)
+        out.with_suffix(".json").write_text(json.dumps(result, indent=1))
+    plot(result["devices"], out.with_suffix(".png"))
+    print(f"\nmachine: {result['machine']['cpu']}, {result['machine']['cores']} cores, "
+          f"AVX-512: {' '.join(result['machine']['avx512']) or 'none'}")
+    for device, figures in result["devices"].items():
+        null, targets = figures["null_test"], figures["targets"]
+        print(f"{device}: null-test ESR validation {null['validation']:.4f} (target "
+              f"{targets['validation']}), real DI {null['real_di']:.4f} (target {targets['real_di']}); "
+              f"latency {figures['latency_found']} (correlation peak {figures['latency_peak']})")
     print(f"wrote {out.with_suffix('.json')} and {out.with_suffix('.png')}")
 
 
-def plot(epochs, path):
+def plot(devices, path):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5))
-    ax.semilogy([e["seconds"] / 60 for e in epochs], [e["val_esr"] for e in epochs], "o-",
-                label="ampnet (LSTM-32, defaults)")
-    ax.semilogy([2, 5, 10], [0.07, 0.05, 0.027], "s--", label="NAM trainer (LSTM-32), same machine")
-    ax.axhline(0.027, color="grey", lw=0.8, ls=":")
-    ax.axhline(0.01, color="grey", lw=0.8, ls=":")
-    ax.set(xlabel="wall-clock minutes", ylabel="validation ESR", title="gx-tiltdrive: ESR vs time")
-    ax.legend()
+    for device, figures in devices.items():
+        epochs = figures["epochs"]
+        line, = ax.semilogy([e["seconds"] / 60 for e in epochs], [e["val_esr"] for e in epochs],
+                            "o-", ms=3, label=f"{device}: validation per epoch")
+        ax.axhline(figures["null_test"]["real_di"], color=line.get_color(), ls="--", lw=1,
+                   label=f"{device}: real DI (final)")
+    ax.set(xlabel="wall-clock minutes", ylabel="ESR", title="ampnet train (LSTM-32, defaults)")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
 

@@ -280,6 +280,15 @@ def test_a_model_aligned_to_the_correlation_peak_fails_the_null_test(null_tested
     assert at_peak > 2 * at_onset
 
 
+@pytest.mark.parametrize("kind", ["val", "test"])
+def test_a_validation_or_test_pair_needs_both_files(trained, kind, capsys):
+    tmp, _, _, _ = trained
+    code = main(["train", str(tmp / "dry.wav"), str(tmp / "wet.wav"), "-o", str(tmp / "other.json"),
+                 f"--{kind}-dry", str(tmp / "dry.wav")])
+    assert code != 0
+    assert f"give both --{kind}-dry and --{kind}-wet" in capsys.readouterr().err
+
+
 def test_resume_continues_from_the_checkpoint(trained, capsys):
     tmp, out, _, _ = trained
     before = json.loads((tmp / "model.report.json").read_text())
