@@ -1,8 +1,8 @@
 """Training quality against wall-clock time: null-test ESR on validation and on real DI.
 
 For each device of ``../shared/data/devices`` (gx-tiltdrive, an overdrive pedal;
-gx-studiopre, a driven tube preamp), runs ``ampnet train`` with its defaults
-(LSTM-32) on ``dry_train/wet_train``, validating on the data set's ``dry_val/wet_val``
+gx-studiopre, a driven tube preamp), trains with ``ampnet train``'s defaults
+(LSTM-32, through :func:`ampnet.train.pipeline.fit`) on ``dry_train/wet_train``, validating on the data set's ``dry_val/wet_val``
 and testing on ``dry_test_real/wet_test_real`` (real DI guitar through the device).
 Every figure is the report's null test: the model as ``ampnet render`` plays the dry
 file, against the device's recording advanced by the latency only. Also records
@@ -22,8 +22,10 @@ import json
 import time
 from pathlib import Path
 
-from ampnet.cli import main as ampnet
-from ampnet.train.report import report_paths
+import torch
+
+from ampnet.train.pipeline import Capture, fit, save
+from ampnet.train.trainer import TrainConfig, choose_threads
 from machine import machine_facts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -45,29 +47,31 @@ def best_by(epochs, seconds):
 
 
 def train_device(device, data, minutes, out_dir):
-    model = out_dir / f"train-{device}.json"
+    path = out_dir / f"train-{device}.json"
     data = Path(data)
+    config = TrainConfig(minutes=minutes)
+    torch.set_num_threads(choose_threads(config))
     start = time.monotonic()
-    code = ampnet(["train", str(data / "dry_train.flac"), str(data / "wet_train.flac"),
-                   "--val-dry", str(data / "dry_val.flac"), "--val-wet", str(data / "wet_val.flac"),
-                   "--test-dry", str(data / "dry_test_real.flac"),
-                   "--test-wet", str(data / "wet_test_real.flac"),
-                   "-o", str(model), "--minutes", str(minutes), "--overwrite",
-                   "--name", DEVICES[device]["name"], "--gear", DEVICES[device]["gear"],
-                   "--author", "ampnet"])
+    model, report = fit(
+        Capture(str(data / "dry_train.flac"), str(data / "wet_train.flac")), config,
+        validation=Capture(str(data / "dry_val.flac"), str(data / "wet_val.flac")),
+        test=Capture(str(data / "dry_test_real.flac"), str(data / "wet_test_real.flac")),
+        checkpoint=path.with_suffix(".ckpt"),
+        metadata={"name": DEVICES[device]["name"], "gear": DEVICES[device]["gear"],
+                  "author": "ampnet"})
     wall = time.monotonic() - start
-    if code:
-        raise SystemExit(code)
-    report = json.loads(report_paths(model)[0].read_text())
+    save(model, report, path)
+    figures = report.figures
     return {
-        "data": str(data), "model": str(model), "wall_seconds": round(wall, 1),
-        "latency_found": report["latency_samples"],
-        "latency_peak": report["latency_peak_samples"],
-        "null_test": {"validation": report["validation_esr"], "real_di": report["test_esr"]},
+        "data": str(data), "model": str(path), "wall_seconds": round(wall, 1),
+        "threads": torch.get_num_threads(),
+        "latency_found": figures["latency_samples"],
+        "latency_peak": figures["latency_peak_samples"],
+        "null_test": {"validation": figures["validation_esr"], "real_di": figures["test_esr"]},
         "targets": DEVICES[device]["targets"], "nam_lstm32_10min": DEVICES[device]["nam_lstm32_10min"],
-        "selection_esr_within": {"3 min": best_by(report["epochs"], 180),
-                                 "10 min": best_by(report["epochs"], 600)},
-        "settings": report["settings"], "epochs": report["epochs"],
+        "selection_esr_within": {"3 min": best_by(figures["epochs"], 180),
+                                 "10 min": best_by(figures["epochs"], 600)},
+        "settings": figures["settings"], "epochs": figures["epochs"],
     }
 
 

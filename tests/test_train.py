@@ -289,6 +289,25 @@ def test_a_validation_or_test_pair_needs_both_files(trained, kind, capsys):
     assert f"give both --{kind}-dry and --{kind}-wet" in capsys.readouterr().err
 
 
+def test_training_is_a_library_call_with_per_epoch_results(null_tested):
+    from ampnet.train.pipeline import Capture, fit
+    from ampnet.train.trainer import TrainConfig
+    tmp, _, paths = null_tested
+    seen, lines = [], []
+    threads = torch.get_num_threads()
+    model, report = fit(Capture(*map(str, paths["train"])),
+                        TrainConfig(hidden=4, epochs=2, batch=8),
+                        validation=Capture(*map(str, paths["val"])), on_epoch=seen.append,
+                        log=lines.append)
+    assert [e["epoch"] for e in seen] == [1, 2]
+    assert all(e["val_esr"] > 0 and "best_val_esr" in e for e in seen)
+    assert report.validation_esr == report.figures["null_test"]["validation"]["esr"]
+    assert model.metadata["validation_esr"] == pytest.approx(report.validation_esr, abs=1e-6)
+    assert report.test_esr is None
+    assert any(line.startswith("note: latency:") for line in lines)
+    assert torch.get_num_threads() == threads  # threads are the caller's business
+
+
 def test_resume_continues_from_the_checkpoint(trained, capsys):
     tmp, out, _, _ = trained
     before = json.loads((tmp / "model.report.json").read_text())

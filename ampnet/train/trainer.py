@@ -77,9 +77,11 @@ def choose_threads(config):
 class Trainer:
     """Fits an :class:`AmpLSTM` to ``(dry, wet)`` arrays; see the module docstring."""
 
-    def __init__(self, config: TrainConfig, input_scale: float, checkpoint_path=None):
+    def __init__(self, config: TrainConfig, input_scale: float, checkpoint_path=None,
+                 on_epoch=None):
         self.config = config
         self.checkpoint_path = checkpoint_path
+        self.on_epoch = on_epoch  # called with each epoch's figures (a dict)
         torch.manual_seed(config.seed)
         self.device = torch.device(config.device)
         self.net = AmpLSTM(config.hidden, config.layers, config.skip, input_scale).to(self.device)
@@ -119,6 +121,8 @@ class Trainer:
                       f"(best {self.history.best_val_esr:.4f}), {elapsed:.0f} s of {budget:.0f} s")
             self.elapsed_before = elapsed
             self.save_checkpoint()
+            if self.on_epoch is not None:
+                self.on_epoch(dict(self.history.epochs[-1], best_val_esr=self.history.best_val_esr))
             if elapsed >= budget:
                 self.history.stopped_because = f"time budget of {config.minutes:g} min reached"
                 break
