@@ -339,7 +339,8 @@ def test_esr_dc_loss_matches_the_formula():
 
 def _tiny_trainer(**overrides):
     from ampnet.train.trainer import Trainer, TrainConfig
-    config = TrainConfig(hidden=4, batch=4, epochs=1, minutes=1, threads=1, **overrides)
+    config = TrainConfig(**({"hidden": 4, "batch": 4, "epochs": 1, "minutes": 1, "threads": 1}
+                            | overrides))
     return Trainer(config, input_scale=1.0)
 
 
@@ -376,6 +377,45 @@ def test_non_finite_loss_rolls_back_and_halves_the_rate(monkeypatch):
     assert trainer.lr_scale == 0.5
     assert np.isfinite(history.best_val_esr)
     assert all(torch.isfinite(p).all() for p in trainer.net.parameters())
+
+
+def test_an_exploding_loss_rolls_back_like_a_non_finite_one(monkeypatch):
+    """A blow-up that stays finite (the loss jumps far above its running average) is
+    caught too: best weights back, half the rate, Adam's moments restarted."""
+    from ampnet.train import trainer as trainer_module
+    real_loss = trainer_module.esr_dc_loss
+    calls = []
+
+    def one_spike(target, prediction):
+        calls.append(1)
+        loss = real_loss(target, prediction)
+        return loss * 1000.0 + 5.0 if len(calls) == 20 else loss
+
+    monkeypatch.setattr(trainer_module, "esr_dc_loss", one_spike)
+    train, val = _tiny_data()
+    trainer = _tiny_trainer()
+    trainer.fit(train, val, show_progress=False)
+    assert trainer.lr_scale == 0.5
+    # Adam restarted at the roll-back: it counts only the updates after it.
+    assert max(int(s["step"]) for s in trainer.optimizer.state.values()) == len(calls) - 20
+
+
+def test_a_diverged_epoch_rolls_back_to_the_best_weights(monkeypatch):
+    from ampnet.train import trainer as trainer_module
+    train, val = _tiny_data()
+    trainer = _tiny_trainer(epochs=3, patience=5)
+    real_validate, scores = trainer.validate, []
+
+    def worse_at_epoch_two(x, y):
+        score = real_validate(x, y)
+        scores.append(score)
+        return score * 100 if len(scores) == 2 else score
+
+    monkeypatch.setattr(trainer, "validate", worse_at_epoch_two)
+    monkeypatch.setattr(trainer_module, "DIVERGED", 10.0)
+    history = trainer.fit(train, val, show_progress=False)
+    assert trainer.lr_scale == 0.5
+    assert history.best_epoch != 2
 
 
 def test_optional_stft_term_trains():

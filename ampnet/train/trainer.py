@@ -12,8 +12,10 @@ The loss is ESR with pre-emphasis plus DC (:func:`esr_dc_loss`), plus
 Adam with the learning rate annealed along a half cosine over the time budget
 (``minutes``: a 3-minute run and a 10-minute run each end with a small rate) or
 over ``epochs``, whichever runs out first,
-gradient-norm clipping; a non-finite loss rolls back to the last good weights
-with half the learning rate. The whole validation audio is scored (ESR) after each epoch; the best
+gradient-norm clipping. A diverging run (a non-finite loss, an update whose loss
+jumps to ``DIVERGED`` times its running average, or an epoch whose validation
+ESR is ``DIVERGED`` times the best) rolls back to the best weights with half the
+learning rate and a fresh optimiser state. The whole validation audio is scored (ESR) after each epoch; the best
 weights are kept; training stops at ``epochs``, at ``minutes``, or after
 ``patience`` epochs without improvement. A checkpoint is written atomically
 after every epoch so Ctrl-C or a crash loses at most one epoch.
@@ -63,6 +65,7 @@ class History:
     stopped_because: str = ""
 
 
+DIVERGED = 10.0  # a loss this many times its recent level (and above 1) means the run blew up
 CHECKPOINT_KEYS = {"config", "history", "net", "best", "optimizer", "input_scale", "rng",
                    "elapsed", "lr_scale", "updates_done", "torch_rng"}
 # Settings a resumed run must share with its checkpoint: the network's shape and the streams.
@@ -91,7 +94,7 @@ class Trainer:
         self.best_state = {k: v.clone() for k, v in self.net.state_dict().items()}
         self.rng = np.random.default_rng(config.seed)
         self.elapsed_before = 0.0  # seconds trained in earlier (resumed) runs
-        self.lr_scale = 1.0  # halved after each non-finite loss
+        self.lr_scale = 1.0  # halved after each divergence
         self.updates_done = 0
 
     def fit(self, train, val, show_progress=None):
@@ -110,6 +113,8 @@ class Trainer:
             train_loss = self._epoch(x, y, chunks, bar, start, budget)
             bar.close()
             val_esr = self.validate(x_val, y_val)
+            if not val_esr < DIVERGED * self.history.best_val_esr:  # also NaN; never on epoch 1
+                self._recover(f"validation ESR {val_esr:.3g}, best {self.history.best_val_esr:.3g}")
             elapsed = time.monotonic() - start
             lr = self.optimizer.param_groups[0]["lr"]
             self.history.epochs.append({"epoch": epoch, "seconds": round(elapsed, 2),
@@ -154,7 +159,7 @@ class Trainer:
         offset = int(self.rng.integers(0, config.update_samples))
         with torch.no_grad():
             _, state = self.net(x[:, offset:offset + config.warmup_samples])
-        losses = []
+        losses, recent = [], None  # recent: running average of the loss
         position = offset + config.warmup_samples
         for _ in range(chunks):
             if position + config.update_samples > x.shape[1]:
@@ -169,9 +174,11 @@ class Trainer:
             loss = esr_dc_loss(y[:, window], prediction)
             if self.stft_loss is not None:
                 loss = loss + config.stft_weight * self.stft_loss(y[:, window], prediction)
-            if not torch.isfinite(loss):
-                self._recover_from_nan()
-                state = None
+            value = loss.item()
+            if not math.isfinite(value) or (recent is not None and value > max(DIVERGED * recent, 1.0)):
+                self._recover(f"loss {value:.3g} after a running average of {recent:.3g}"
+                              if recent is not None and math.isfinite(value) else "non-finite loss")
+                state, recent = None, None
                 position += config.update_samples
                 continue
             self.optimizer.zero_grad(set_to_none=True)
@@ -179,7 +186,8 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.net.parameters(), config.grad_clip)
             self.optimizer.step()
             state = tuple(s.detach() for s in state)
-            losses.append(loss.item())
+            losses.append(value)
+            recent = value if recent is None else 0.98 * recent + 0.02 * value
             position += config.update_samples
             left = budget - (time.monotonic() - start)
             bar.set_postfix(loss=f"{losses[-1]:.4f}", best_val=f"{self.history.best_val_esr:.4f}",
@@ -197,14 +205,16 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = config.learning_rate * self.lr_scale * shape
 
-    def _recover_from_nan(self):
-        """Roll back to the best weights and halve the learning rate."""
+    def _recover(self, why):
+        """Roll back to the best weights, halve the learning rate, restart Adam's moments."""
         self.net.load_state_dict(self.best_state)
+        self.optimizer.state.clear()
         self.lr_scale *= 0.5
         if self.lr_scale < 1e-4:
-            raise AmpnetError("training diverged repeatedly (non-finite loss); check the recordings "
-                              "for clipping or noise bursts, or lower --lr")
-        self._log("non-finite loss: rolled back to the last good weights, learning rate halved")
+            raise AmpnetError("training diverged repeatedly; check the recordings for clipping "
+                              "or noise bursts, or lower --lr")
+        self._log(f"training diverged ({why}): rolled back to the best weights, learning rate "
+                  "halved")
 
     @torch.no_grad()
     def validate(self, x_val, y_val, chunk=1 << 16):
