@@ -44,7 +44,9 @@ def add_parser(sub):
     run.add_argument("--lr", type=float, default=1e-2, help="initial learning rate (default 1e-2)")
     run.add_argument("--stft-weight", type=float, default=0.0,
                      help="add a multi-resolution STFT loss term with this weight (default 0: off)")
-    run.add_argument("--threads", type=int, default=0, help="torch threads (default: all cores)")
+    run.add_argument("--threads", type=int, default=0,
+                     help="torch threads (default: 1 up to --hidden 64, where one is fastest; "
+                          "else all cores)")
     run.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     run.add_argument("--resume", action="store_true", help="continue from MODEL.ckpt")
     meta = p.add_argument_group("metadata")
