@@ -397,6 +397,14 @@ def test_a_diverged_epoch_rolls_back_to_the_best_weights(monkeypatch):
     assert history.best_epoch != 2
 
 
+def test_small_networks_train_on_one_thread_unless_told():
+    import os
+    from ampnet.train.trainer import ONE_THREAD_HIDDEN, TrainConfig, choose_threads
+    assert choose_threads(TrainConfig(hidden=32)) == 1
+    assert choose_threads(TrainConfig(hidden=ONE_THREAD_HIDDEN + 1)) == (os.cpu_count() or 1)
+    assert choose_threads(TrainConfig(hidden=32, threads=3)) == 3
+
+
 def test_optional_stft_term_trains():
     train, val = _tiny_data()
     trainer = _tiny_trainer(stft_weight=0.5)

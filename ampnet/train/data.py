@@ -37,8 +37,12 @@ class Pair:
     notes: list = field(default_factory=list)
     source_dry: np.ndarray | None = None
     source_wet: np.ndarray | None = None
-    dry_offset: int = 0
     latency_peak_samples: int | None = None  # where the correlation peaks (group delay included)
+
+    @property
+    def dry_offset(self) -> int:
+        """Dry samples dropped at the start: those a leading wet has no partner for."""
+        return max(0, -self.latency_samples)
 
     @property
     def seconds(self) -> float:
@@ -125,7 +129,7 @@ def load_pair(dry_path, wet_path, channel=None, resample=False, latency=None) ->
         raise AmpnetError(f"{dry_path}: only {dry.size / rate:.1f} s of audio; record at least "
                           f"{MIN_SECONDS:.0f} s (a few minutes is best)")
     return Pair(np.ascontiguousarray(dry), np.ascontiguousarray(wet), rate, int(latency),
-                confidence, notes, source_dry, source_wet, max(0, -int(latency)), peak)
+                confidence, notes, source_dry, source_wet, peak)
 
 
 def _compensate(dry, wet, latency):

@@ -114,7 +114,7 @@ def fit(capture: Capture, config: TrainConfig, validation: Capture | None = None
     model = trainer.net.to_model(pair.sample_rate, {})
     # The reported figures are null tests: the real-time engine over the dry file as
     # `ampnet render` plays it, against the wet advanced by the latency only.
-    source = val_pair or pair
+    source = val_pair if val_pair is not None else pair
     val_null = nulltest.null_test(model, source.source_dry, source.source_wet,
                                   pair.latency_samples, *val_frames)
     test_null = (nulltest.null_test(model, test_pair.source_dry, test_pair.source_wet,
