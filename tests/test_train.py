@@ -301,7 +301,7 @@ def test_training_is_a_library_call_with_per_epoch_results(null_tested):
                         log=lines.append)
     assert [e["epoch"] for e in seen] == [1, 2]
     assert all(e["val_esr"] > 0 and "best_val_esr" in e for e in seen)
-    assert report.validation_esr == report.figures["null_test"]["validation"]["esr"]
+    assert report.validation_esr == report.figures["null_test"]["validation"][0]["esr"]
     assert model.metadata["validation_esr"] == pytest.approx(report.validation_esr, abs=1e-6)
     assert report.test_esr is None
     assert any(line.startswith("note: latency:") for line in lines)
@@ -345,8 +345,10 @@ def _tiny_trainer(**overrides):
 
 
 def _tiny_data():
+    from ampnet.train.trainer import Segment
     dry = guitar_like(3.0, seed=9)
-    return (dry[:120000], device(dry)[:120000]), (dry[120000:], device(dry)[120000:])
+    wet = device(dry)
+    return [Segment(dry[:120000], wet[:120000])], [Segment(dry[120000:], wet[120000:])]
 
 
 def test_same_seed_same_model():
@@ -385,10 +387,10 @@ def test_a_diverged_epoch_rolls_back_to_the_best_weights(monkeypatch):
     trainer = _tiny_trainer(epochs=3, patience=5)
     real_validate, scores = trainer.validate, []
 
-    def worse_at_epoch_two(x, y):
-        score = real_validate(x, y)
+    def worse_at_epoch_two(x, y, lengths):
+        score = real_validate(x, y, lengths)
         scores.append(score)
-        return score * 100 if len(scores) == 2 else score
+        return [s * 100 for s in score] if len(scores) == 2 else score
 
     monkeypatch.setattr(trainer, "validate", worse_at_epoch_two)
     monkeypatch.setattr(trainer_module, "DIVERGED", 10.0)

@@ -1,5 +1,8 @@
 """``ampnet train DRY WET -o MODEL.json``: from a pair of recordings to a model file.
 
+Also a knob capture set, ``ampnet train DRY WET@drive=2,tone=5 WET@... -o M.json``,
+or a manifest, ``ampnet train session.toml -o M.json`` (:mod:`ampnet.train.captures`).
+
 torch is imported only when this command runs, so the rest of the CLI works
 without the ``train`` extra.
 """
@@ -15,17 +18,30 @@ from ampnet.formats.model import lstm_parameter_count
 def add_parser(sub):
     p = sub.add_parser("train", help="train a model from a dry (DI) and a wet (device) recording",
                        description="Train an LSTM capture from a dry (DI) recording and the same "
-                                   "signal recorded through the device.")
-    p.add_argument("dry", help="dry (DI) recording: WAV, FLAC or AIFF")
-    p.add_argument("wet", help="the same signal through the device")
+                                   "signal recorded through the device; or, from wets at several "
+                                   "knob settings (WET@knob=value,...) or a TOML manifest, one "
+                                   "model with the device's knobs.")
+    p.add_argument("inputs", nargs="+", metavar="DRY WET | DRY WET@KNOB=V,... ... | MANIFEST.toml",
+                   help="the dry (DI) recording and the same signal through the device (WAV, "
+                        "FLAC or AIFF); for a knob capture, several wets of that dry, each with "
+                        "its settings after '@' (e.g. wet2.flac@drive=2,tone=5); or a .toml "
+                        "manifest of captures (see the README)")
     p.add_argument("-o", "--output", required=True, help="model file to write (.json)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model file")
     data = p.add_argument_group("data")
     data.add_argument("--val-dry", help="separate validation dry recording")
-    data.add_argument("--val-wet", help="separate validation wet recording")
+    data.add_argument("--val-wet", action="append",
+                      help="separate validation wet recording of --val-dry; for a knob model "
+                           "WET@knob=value,... at any setting in the captured range, ideally "
+                           "ones not captured (repeatable)")
     data.add_argument("--test-dry", help="test dry recording, e.g. real DI playing: its null-test "
                                          "ESR is reported beside validation's (not used in training)")
-    data.add_argument("--test-wet", help="the test dry through the device")
+    data.add_argument("--test-wet", action="append",
+                      help="the test dry through the device (WET@knob=value,... for a knob "
+                           "model; repeatable)")
+    data.add_argument("--knob", action="append", metavar="NAME=MIN:MAX[:DEFAULT]",
+                      help="a knob's range and default in your units (default: the captured "
+                           "range and its middle); repeatable")
     data.add_argument("--val-fraction", type=float, default=0.15,
                       help="share of the pair held out for validation when no --val-* (default 0.15)")
     data.add_argument("--channel", type=int, help="channel of multichannel files (default 0)")
@@ -98,7 +114,8 @@ def run_train(args):
         raise AmpnetError("training needs PyTorch: install the train extra "
                           "(pip install -c constraints.txt -e '.[train]')") from None
     from ampnet import __version__
-    from ampnet.train.pipeline import Capture, DataOptions, fit, save
+    from ampnet.train import report as report_files
+    from ampnet.train.pipeline import DataOptions, fit, save
     from ampnet.train.trainer import TrainConfig, choose_threads
 
     check_arguments(args)
@@ -111,15 +128,11 @@ def run_train(args):
         raise AmpnetError(f"{output}: already exists; pass --overwrite to replace it")
     if args.resume and not checkpoint.exists():
         raise AmpnetError(f"{checkpoint}: no checkpoint to resume from; start without --resume")
-    for path in (args.dry, args.wet, args.val_dry, args.val_wet, args.test_dry, args.test_wet):
-        if path and Path(path).resolve() == output.resolve():
-            raise AmpnetError(f"{output}: is an input recording; choose another output file")
-    takes = {}
-    for kind in ("val", "test"):
-        dry, wet = getattr(args, f"{kind}_dry"), getattr(args, f"{kind}_wet")
-        if (dry is None) != (wet is None):
-            raise AmpnetError(f"give both --{kind}-dry and --{kind}-wet, or neither")
-        takes[kind] = Capture(dry, wet) if dry else None
+    capture_set = _capture_set(args)
+    for take in capture_set.captures + capture_set.validation + capture_set.test:
+        for path in (take.dry, take.wet):
+            if Path(path).resolve() == output.resolve():
+                raise AmpnetError(f"{output}: is an input recording; choose another output file")
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     output.parent.mkdir(parents=True, exist_ok=True)
 
@@ -131,7 +144,7 @@ def run_train(args):
     # ampnet's main() turned SIGINT (even when started ignored, as `&` or nohup does),
     # SIGTERM and SIGHUP into exceptions: fit() stops on them and keeps the best model.
     model, report = fit(
-        Capture(args.dry, args.wet), config, validation=takes["val"], test=takes["test"],
+        capture_set, config,
         data=DataOptions(args.channel, args.resample, args.latency, args.val_fraction),
         checkpoint=checkpoint, resume=args.resume,
         metadata={"name": args.name or output.stem, "gear": args.gear, "author": args.author,
@@ -140,10 +153,20 @@ def run_train(args):
     report_json, report_png = save(model, report, output)
 
     figures = report.figures
-    print(f"\nvalidation ESR {figures['validation_esr']:.4f}: {figures['verdict']}"
-          + (f"\n  {figures['advice']}" if figures["advice"] else ""))
-    if takes["test"]:
-        print(f"test ESR {figures['test_esr']:.4f} ({args.test_dry})")
+    rows = figures["null_test"]["validation"] + figures["null_test"]["test"]
+    if len(rows) > 1:
+        print("\nnull-test ESR by setting:")
+        print("\n".join(report_files.settings_table(figures)))
+        worst = figures["worst_setting"]
+        print(f"\nvalidation ESR {figures['validation_esr']:.4f} (mean over the rows); worst "
+              f"{worst['esr']:.4f} at {worst['label']}: {figures['verdict']}")
+    else:
+        print(f"\nvalidation ESR {figures['validation_esr']:.4f}: {figures['verdict']}")
+    if figures["advice"]:
+        print(f"  {figures['advice']}")
+    if figures["test_esr"] is not None:
+        print(f"test ESR {figures['test_esr']:.4f} "
+              f"({', '.join(r['dry'] for r in figures['null_test']['test'])})")
     print("  (null tests: the model rendered from the dry file, against the wet advanced by the "
           "latency, DC removed from both)")
     rate = report.sample_rate
@@ -151,7 +174,45 @@ def run_train(args):
           f"({1000 * figures['latency_samples'] / rate:.2f} ms)")
     print(f"training time: {figures['training_seconds'] / 60:.1f} min ({figures['stopped_because']})")
     print(f"model: {output}\nreport: {report_json}, {report_png}")
-    print(f"play it: ampnet render {output} {args.dry} -o {output.stem}-render.wav")
+    first = capture_set.captures[0]
+    knobs = "".join(f" --param {k['name']}={k['default']:g}" for k in figures["knobs"])
+    print(f"play it: ampnet render {output} {first.dry}{knobs} -o {output.stem}-render.wav")
+
+
+def _capture_set(args):
+    """The captures, validation and test takes and knob declarations the arguments give."""
+    from ampnet.train.captures import (Capture, CaptureSet, KnobDeclaration,
+                                       parse_wet_argument, read_manifest)
+
+    inputs = args.inputs
+    if len(inputs) == 1 and inputs[0].lower().endswith(".toml"):
+        capture_set = read_manifest(inputs[0])
+    elif len(inputs) >= 2:
+        dry = inputs[0]
+        if "@" in Path(dry).name and not Path(dry).exists():
+            raise AmpnetError(f"{dry}: the first file is the dry (DI) recording, without knob "
+                              "settings: ampnet train DRY WET@knob=value,... WET@...")
+        capture_set = CaptureSet([Capture(dry, *parse_wet_argument(w, "wet")) for w in inputs[1:]])
+    else:
+        raise AmpnetError(f"{inputs[0]}: give a dry and a wet recording (ampnet train DRY WET -o "
+                          "M.json), several wets with their knob settings, or a .toml manifest")
+    for kind, role in (("val", capture_set.validation), ("test", capture_set.test)):
+        dry, wets = getattr(args, f"{kind}_dry"), getattr(args, f"{kind}_wet")
+        if (dry is None) != (wets is None):
+            raise AmpnetError(f"give both --{kind}-dry and --{kind}-wet, or neither")
+        role.extend(Capture(dry, *parse_wet_argument(w, f"--{kind}-wet")) for w in wets or [])
+    for text in args.knob or []:
+        name, _, spec = text.partition("=")
+        parts = spec.split(":")
+        try:
+            values = [float(v) for v in parts]
+        except ValueError:
+            values = []
+        if not name or len(values) not in (2, 3):
+            raise AmpnetError(f"--knob {text}: write NAME=MIN:MAX or NAME=MIN:MAX:DEFAULT, e.g. "
+                              "--knob drive=0:10:5")
+        capture_set.knobs[name] = KnobDeclaration(*values)
+    return capture_set
 
 
 def _log(line):

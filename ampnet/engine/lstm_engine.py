@@ -23,11 +23,19 @@ def pack_params(model: LSTMModel) -> np.ndarray:
                   model.input_size, hidden, model.num_layers, padded, width]
     header[lstm_kernel.KNOBS:lstm_kernel.KNOBS + len(model.knobs)] = [k.default for k in model.knobs]
     parts = [header]
-    for layer in model.layers:
+    for index, layer in enumerate(model.layers):
+        weight_ih, bias_ih = layer.weight_ih, layer.bias_ih
+        if index == 0 and model.knobs:
+            # The kernel feeds knob values in the user's units: fold the model's knob
+            # input scaling (scale * value + offset) into the knob columns and the bias.
+            scale, offset = model.knob_affine()
+            weight_ih = weight_ih.astype(np.float64)
+            bias_ih = bias_ih + weight_ih[:, 1:] @ offset
+            weight_ih[:, 1:] *= scale
         bias = np.zeros(padded, dtype=np.float32)
-        bias[:4 * hidden] = (layer.bias_ih + layer.bias_hh) * column_scale
-        stacked = np.zeros((padded, layer.weight_ih.shape[1] + hidden), dtype=np.float32)
-        stacked[:4 * hidden] = np.concatenate([layer.weight_ih, layer.weight_hh], axis=1) \
+        bias[:4 * hidden] = (bias_ih + layer.bias_hh) * column_scale
+        stacked = np.zeros((padded, weight_ih.shape[1] + hidden), dtype=np.float32)
+        stacked[:4 * hidden] = np.concatenate([weight_ih, layer.weight_hh], axis=1) \
             * column_scale[:, None]
         rows = stacked.shape[1]
         # (padded, rows) -> (tiles, rows, width)
@@ -96,6 +104,12 @@ class LSTMEngine:
         self._state = aligned_zeros((channels, state_size(model)))
         self._mono = self._multi = None
         self._warm_up()
+
+    def set_knobs(self, values=None):
+        """Set the knobs from ``values`` (name -> value in the knob's units); knobs not
+        named go to their defaults."""
+        for i, knob in enumerate(self.model.knobs):
+            self.knobs[i] = (values or {}).get(knob.name, knob.default)
 
     def reset(self):
         """Return every channel to the model's initial state (zeros unless the file has one)."""

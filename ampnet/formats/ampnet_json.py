@@ -90,6 +90,8 @@ def model_from_dict(doc, path) -> LSTMModel:
         raise ModelFileError(path, "knobs", f"{len(knobs)} knob(s) listed but architecture.input_size "
                              f"is {input_size} (1 audio input + one per knob)")
 
+    knob_inputs = doc.get("knob_inputs", "value")  # checked by check_model
+
     weights = _get(doc, "weights", dict, path)
     g4 = 4 * hidden
     layers = []
@@ -117,7 +119,7 @@ def model_from_dict(doc, path) -> LSTMModel:
     return check_model(LSTMModel(hidden_size=hidden, layers=layers, head_weight=head_weight,
                                  head_bias=head_bias, sample_rate=float(sample_rate), skip=skip,
                                  input_scale=float(input_scale), output_gain=float(output_gain),
-                                 knobs=knobs, initial_h=initial_h, initial_c=initial_c,
+                                 knobs=knobs, knob_inputs=knob_inputs, initial_h=initial_h, initial_c=initial_c,
                                  metadata=metadata), path)
 
 
@@ -145,6 +147,7 @@ def model_to_dict(model: LSTMModel) -> dict:
         "sample_rate": float(model.sample_rate),
         "knobs": [{"name": k.name, "default": k.default, "min": k.minimum, "max": k.maximum}
                   for k in model.knobs],
+        "knob_inputs": model.knob_inputs,
         "initial_state": state,
         "metadata": model.metadata,
         "weights": weights,

@@ -41,6 +41,20 @@ def _input_weights(model: LSTMModel, layer_index):
     return weight
 
 
+def _normalized_knob_inputs(model: LSTMModel):
+    """Layer 0's ``(W_ih, b_ih)`` for knob inputs normalised to 0..1 over their range
+    (what AIDA-X feeds); exact (unchanged) for a model that already takes them so."""
+    weight, bias = _input_weights(model, 0), model.layers[0].bias_ih.astype(np.float64)
+    if model.knob_inputs == "normalized" or not model.knobs:
+        return weight, bias
+    # value = span * normalized + minimum
+    span = np.array([k.maximum - k.minimum for k in model.knobs])
+    low = np.array([k.minimum for k in model.knobs])
+    bias = bias + weight[:, 1:] @ low
+    weight[:, 1:] *= span
+    return weight, bias
+
+
 def to_nam(model: LSTMModel) -> dict:
     """A ``.nam`` document (architecture LSTM) with the same output as ``model``."""
     if model.skip:
@@ -96,6 +110,7 @@ def to_aidax(model: LSTMModel, probe=None) -> tuple[dict, list]:
         notes.append("the stored initial state is dropped: AIDA-X starts from zero and runs "
                      "2048 zeros through the model first")
     layer = model.layers[0]
+    weight_ih, bias_ih = _normalized_knob_inputs(model)
     doc = {
         "in_shape": [None, None, model.input_size],
         "in_skip": 1 if model.skip else 0,
@@ -103,8 +118,8 @@ def to_aidax(model: LSTMModel, probe=None) -> tuple[dict, list]:
         "out_gain": out_gain_db,
         "layers": [
             {"type": "lstm", "activation": "", "shape": [None, None, model.hidden_size],
-             "weights": [_nested(_input_weights(model, 0).T), _nested(layer.weight_hh.T),
-                         _nested(layer.bias_ih.astype(np.float64) + layer.bias_hh)]},
+             "weights": [_nested(weight_ih.T), _nested(layer.weight_hh.T),
+                         _nested(bias_ih + layer.bias_hh)]},
             {"type": "dense", "activation": "", "shape": [None, None, 1],
              "weights": [_nested(head_weight.T), _nested(head_bias)]},
         ],

@@ -1,7 +1,12 @@
 """The in-memory model: a stacked LSTM with a linear head, as ampnet runs it.
 
     y[n] = output_gain * (head(h_top[n]) + skip * x[n])
-    h_top[n] = LSTM(input_scale * x[n], knobs...)
+    h_top[n] = LSTM(input_scale * x[n], knob inputs...)
+
+A knob's input to the network is its value as given (``knob_inputs = "value"``)
+or, for models trained by ampnet and AIDA-X files, the value normalised over the
+knob's range, ``(value - min) / (max - min)`` (``knob_inputs = "normalized"``), so
+that users set knobs in their own units (dB, Hz, 0-10) while the network sees 0..1.
 
 Weights are float32 NumPy arrays in PyTorch's layout and gate order (i, f, g, o):
 ``weight_ih`` ``(4H, n_in)``, ``weight_hh`` ``(4H, H)``, ``bias_ih`` and
@@ -48,6 +53,7 @@ class LSTMModel:
     input_scale: float = 1.0
     output_gain: float = 1.0
     knobs: list = field(default_factory=list)
+    knob_inputs: str = "value"  # or "normalized": see the module docstring
     initial_h: np.ndarray | None = None  # (num_layers, hidden_size)
     initial_c: np.ndarray | None = None  # (num_layers, hidden_size)
     metadata: dict = field(default_factory=dict)
@@ -71,6 +77,18 @@ class LSTMModel:
     @property
     def name(self) -> str:
         return str(self.metadata.get("name", "unnamed model"))
+
+    def knob_affine(self):
+        """``(scale, offset)``, float64 arrays ``(K,)``: the network's knob input is
+        ``scale * value + offset`` for each knob value in the user's units."""
+        if self.knob_inputs == "value":
+            return np.ones(len(self.knobs)), np.zeros(len(self.knobs))
+        span = np.array([k.maximum - k.minimum for k in self.knobs], dtype=np.float64)
+        low = np.array([k.minimum for k in self.knobs], dtype=np.float64)
+        return 1.0 / span, -low / span
+
+
+KNOB_INPUTS = ("value", "normalized")
 
 
 def lstm_parameter_count(hidden, layers, input_size=1):
@@ -107,6 +125,9 @@ def check_model(model: LSTMModel, path) -> LSTMModel:
     :class:`~ampnet.errors.ModelFileError` naming ``path`` and the field; returns ``model``."""
     hidden, n_layers = model.hidden_size, len(model.layers)
     check_size(hidden, n_layers, model.input_size, path, "architecture")
+    if not isinstance(model.knob_inputs, str) or model.knob_inputs not in KNOB_INPUTS:
+        raise ModelFileError(path, "knob_inputs", f"{model.knob_inputs!r}: expected "
+                             f"{' or '.join(map(repr, KNOB_INPUTS))}")
     if len(model.knobs) > limits.MAX_KNOBS:
         raise ModelFileError(path, "knobs", f"{len(model.knobs)} knob inputs; ampnet plays up to "
                              f"{limits.MAX_KNOBS}")

@@ -116,7 +116,9 @@ def model_from_keras(doc, path) -> LSTMModel:
         head_weight=(head_kernel.T / np.float32(in_gain)).astype(np.float32),
         head_bias=(head_bias / np.float32(in_gain)).astype(np.float32),
         sample_rate=rate, skip=bool(skip), input_scale=in_gain, output_gain=out_gain * in_gain,
-        knobs=_keras_knobs(meta, default_knobs), metadata=metadata), path)
+        # AIDA-X feeds its knobs as 0..1 over their range.
+        knobs=_keras_knobs(meta, default_knobs), knob_inputs="normalized", metadata=metadata),
+        path)
 
 
 def _keras_knobs(meta, default_knobs):

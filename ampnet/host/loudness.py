@@ -36,8 +36,7 @@ def model_loudness_dbfs(model, knob_values=None):
     from ampnet.engine import LSTMEngine
 
     engine = LSTMEngine(model)
-    for i, knob in enumerate(model.knobs):
-        engine.knobs[i] = (knob_values or {}).get(knob.name, knob.default)
+    engine.set_knobs(knob_values)
     rate = int(round(model.sample_rate))
     out = engine.process(reference_guitar(REFERENCE_SECONDS, rate, level=0.3))[rate // 4:]
     rms = float(np.sqrt(np.mean(out.astype(np.float64) ** 2)))

@@ -1,33 +1,43 @@
 """The trainable network: LSTM + linear head (no output activation) + skip path."""
 
+import torch
 from torch import nn
 
 from ampnet.formats.model import LSTMLayer, LSTMModel
 
 
 class AmpLSTM(nn.Module):
-    """``y = head(LSTM(input_scale * x)) + skip * x`` on ``(batch, frames, 1)`` tensors.
+    """``y = head(LSTM([input_scale * x, knobs])) + skip * x``.
 
+    Input ``(batch, frames, 1 + K)``: the audio, then the ``K`` knob values already
+    normalised to 0..1 over each knob's range (the exported model does that itself,
+    ``knob_inputs = "normalized"``). Output ``(batch, frames, 1)``.
     The head is a plain ``nn.Linear``: the target is audio that may exceed [-1, 1],
     so there is no squashing activation, and none can be configured.
     """
 
-    def __init__(self, hidden_size=32, num_layers=1, skip=True, input_scale=1.0):
+    def __init__(self, hidden_size=32, num_layers=1, skip=True, input_scale=1.0, knobs=0):
         super().__init__()
-        self.lstm = nn.LSTM(1, hidden_size, num_layers, batch_first=True)
+        self.lstm = nn.LSTM(1 + knobs, hidden_size, num_layers, batch_first=True)
         self.head = nn.Linear(hidden_size, 1)
         self.skip = skip
         self.input_scale = float(input_scale)
 
     def forward(self, x, state=None):
-        hidden, state = self.lstm(x * self.input_scale, state)
+        audio = x[..., :1]
+        inputs = audio * self.input_scale
+        if x.shape[-1] > 1:
+            inputs = torch.cat([inputs, x[..., 1:]], dim=-1)
+        hidden, state = self.lstm(inputs, state)
         y = self.head(hidden)
         if self.skip:
-            y = y + x
+            y = y + audio
         return y, state
 
-    def to_model(self, sample_rate, metadata=None) -> LSTMModel:
-        """Export the weights as an :class:`LSTMModel` for the engine and the model file."""
+    def to_model(self, sample_rate, metadata=None, knobs=()) -> LSTMModel:
+        """Export the weights as an :class:`LSTMModel` for the engine and the model file;
+        ``knobs`` are the :class:`~ampnet.formats.model.Knob` ranges the inputs were
+        normalised over."""
         def array(t):
             return t.detach().cpu().float().numpy().copy()
         layers = [LSTMLayer(array(getattr(self.lstm, f"weight_ih_l{i}")),
@@ -38,4 +48,6 @@ class AmpLSTM(nn.Module):
         return LSTMModel(hidden_size=self.lstm.hidden_size, layers=layers,
                          head_weight=array(self.head.weight), head_bias=array(self.head.bias),
                          sample_rate=float(sample_rate), skip=self.skip,
-                         input_scale=self.input_scale, metadata=dict(metadata or {}))
+                         input_scale=self.input_scale, knobs=list(knobs),
+                         knob_inputs="normalized" if knobs else "value",
+                         metadata=dict(metadata or {}))

@@ -35,17 +35,22 @@ class NullTest:
     target: np.ndarray  # the wet over the same frames (advanced by the latency), DC removed
 
 
-def render_output(model, dry):
-    """The engine's output for the whole of ``dry``, from a fresh state."""
-    return LSTMEngine(model).process(np.ascontiguousarray(dry, dtype=np.float32).copy())
+def render_output(model, dry, settings=None):
+    """The engine's output for the whole of ``dry``, from a fresh state, with the knobs
+    at ``settings`` (name -> value in the knob's units; others at their defaults), as
+    ``ampnet render --param`` plays it."""
+    engine = LSTMEngine(model)
+    engine.set_knobs(settings)
+    return engine.process(np.ascontiguousarray(dry, dtype=np.float32).copy())
 
 
-def null_test(model, dry, wet, latency, first_frame=0, last_frame=None, output=None) -> NullTest:
-    """ESR of ``model`` rendering ``dry`` against ``wet`` delayed by ``latency`` samples,
-    over dry frames ``[first_frame, last_frame)`` (default: all). ``output`` may pass a
-    render of ``dry`` already made."""
+def null_test(model, dry, wet, latency, first_frame=0, last_frame=None, output=None,
+              settings=None) -> NullTest:
+    """ESR of ``model`` rendering ``dry`` (knobs at ``settings``) against ``wet`` delayed
+    by ``latency`` samples, over dry frames ``[first_frame, last_frame)`` (default:
+    all). ``output`` may pass a render of ``dry`` already made."""
     if output is None:
-        output = render_output(model, dry)
+        output = render_output(model, dry, settings)
     last = dry.size if last_frame is None else min(last_frame, dry.size)
     first = max(first_frame, -latency)  # wet frame n + latency must exist
     last = min(last, wet.size - latency)

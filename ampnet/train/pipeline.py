@@ -4,6 +4,10 @@
                         validation=Capture("val_di.wav", "val_amp.wav"))
     save(model, report, "amp.json")
 
+    # a knob capture set: the same DI through the pedal at several settings
+    sets = [Capture("di.wav", f"drive{d}.wav", {"drive": d}) for d in (0, 5, 10)]
+    model, report = fit(sets, TrainConfig(), validation=Capture("di.wav", "drive7.wav", {"drive": 7}))
+
 :func:`fit` reads and checks the recordings, finds the latency, holds out
 validation, scales the input, trains, and measures the result with null tests
 (:mod:`ampnet.train.nulltest`); :func:`save` writes the model file and the report
@@ -20,17 +24,11 @@ import numpy as np
 import torch
 
 from ampnet.errors import AmpnetError, Stopped
+from ampnet.train import captures as knob_checks
 from ampnet.train import data as train_data
 from ampnet.train import nulltest, report as report_files
-from ampnet.train.trainer import Trainer, TrainConfig
-
-
-@dataclass
-class Capture:
-    """A dry (DI) recording and the same signal through the device (file paths)."""
-
-    dry: str
-    wet: str
+from ampnet.train.captures import Capture, CaptureSet
+from ampnet.train.trainer import Segment, Trainer, TrainConfig
 
 
 @dataclass
@@ -60,48 +58,111 @@ class Report:
         return self.figures["test_esr"]
 
 
-def fit(capture: Capture, config: TrainConfig, validation: Capture | None = None,
-        test: Capture | None = None, data: DataOptions | None = None, checkpoint=None,
-        resume=False, metadata=None, on_epoch=None, log=print):
-    """Train a model on ``capture``; returns ``(model, report)``.
+@dataclass
+class Take:
+    """One capture or validation/test take, read and aligned: where its null test runs."""
 
-    ``validation`` and ``test`` are other takes through the same rig (same latency);
-    without ``validation`` the last ``data.val_fraction`` of the playing is held out.
-    ``checkpoint`` (a path) is written every epoch; ``resume`` continues from it.
-    ``on_epoch(dict)`` is called after every epoch with its figures. Ctrl-C or
-    :class:`~ampnet.errors.Stopped` during training ends it early and keeps the best
-    weights (``report.figures["stopped_because"]`` says so). ``log`` receives the
-    notes (one line each).
+    capture: Capture
+    pair: train_data.Pair
+    role: str  # "capture", "validation" or "test"
+
+
+@dataclass
+class Scored:
+    """A validation or test row of the report: a take's null test at its setting."""
+
+    take: Take
+    kind: str  # "held-out tail", "validation take", "test take"
+    unseen: bool  # its setting is not one the model was trained on
+    frames: tuple  # dry frames [first, last) compared; last None = to the end
+    segment: object = None  # the trainer's Segment (validation rows)
+    null: object = None  # the NullTest, once the model exists
+
+    def row(self) -> dict:
+        return {"setting": dict(self.take.capture.settings), "label": self.take.capture.label(),
+                "kind": self.kind, "unseen": self.unseen, "esr": self.null.esr,
+                "dry": self.take.capture.dry, "wet": self.take.capture.wet,
+                "first_frame": self.null.first_frame, "last_frame": self.null.last_frame}
+
+
+def fit(captures, config: TrainConfig, validation=None, test=None, knobs=None,
+        data: DataOptions | None = None, checkpoint=None, resume=False, metadata=None,
+        on_epoch=None, log=print):
+    """Train a model on ``captures``; returns ``(model, report)``.
+
+    ``captures`` is a :class:`Capture`, a list of them (a knob capture set: each with
+    its ``settings``) or a :class:`~ampnet.train.captures.CaptureSet`. ``validation``
+    and ``test`` are further takes through the same rig (a Capture or a list; at any
+    setting inside the captured ranges); ``knobs`` declares ranges and defaults
+    (name -> :class:`~ampnet.train.captures.KnobDeclaration`). Each captured setting is
+    validated on the validation takes at that setting, else on the last
+    ``data.val_fraction`` of its playing, held out. ``checkpoint`` (a path) is written
+    every epoch; ``resume`` continues from it. ``on_epoch(dict)`` is called after
+    every epoch with its figures. Ctrl-C or :class:`~ampnet.errors.Stopped` during
+    training ends it early and keeps the best weights (``report.figures
+    ["stopped_because"]`` says so). ``log`` receives the notes (one line each).
     """
+    capture_set = _as_set(captures, validation, test, knobs)
+    model_knobs = knob_checks.knobs_of(capture_set)
     data = data or DataOptions()
-    pair = train_data.load_pair(capture.dry, capture.wet, data.channel, data.resample, data.latency)
-    for note in pair.notes:
-        log(f"note: {note}")
-    # Validation and test takes come from the same rig: the training pair's latency
-    # holds for them (a separate estimate could differ by a sample, which alone costs
-    # a bright model several hundredths of ESR).
-    val_pair = _same_rig(validation, "validation", pair, data, log)
-    test_pair = _same_rig(test, "test", pair, data, log)
-    if val_pair:
-        train, val = (pair.dry, pair.wet), (val_pair.dry, val_pair.wet)
-        val_frames = (0, None)
-    else:
-        train, val, cut = train_data.split_validation(pair, data.val_fraction)
-        val_frames = (pair.dry_offset + cut, pair.dry_offset + pair.dry.size)
-        log(f"note: last {val[0].size / pair.sample_rate:.1f} s held out for validation "
-            f"(from {val_frames[0] / pair.sample_rate:.2f} s of {capture.dry})")
-    input_scale = train_data.input_scale_for(train[0])
+    for label in knob_checks.repeated_settings(capture_set.captures):
+        log(f"note: {label} is captured more than once (fine: more data at that setting)")
+    takes = [_load(c, "capture", data, data.latency, log) for c in capture_set.captures]
+    rate = takes[0].pair.sample_rate
+    for take in takes[1:]:
+        if take.pair.sample_rate != rate:
+            raise AmpnetError(f"{take.capture.wet}: at {take.pair.sample_rate} Hz, "
+                              f"{takes[0].capture.wet} at {rate} Hz; export every capture at one rate")
+    latency = _rig_latency(takes, data.latency, log)
+    # Validation and test takes come from the same rig: its latency holds for them (a
+    # separate estimate could differ by a sample, which alone costs a bright model
+    # several hundredths of ESR).
+    val_takes = [_load(c, "validation", data, latency, log, rate) for c in capture_set.validation]
+    test_takes = [_load(c, "test", data, latency, log, rate) for c in capture_set.test]
 
-    trainer = Trainer(config, input_scale, checkpoint, on_epoch=on_epoch)
+    def normalized(settings):
+        return np.array([(settings[k.name] - k.minimum) / (k.maximum - k.minimum)
+                         for k in model_knobs], np.float32)
+
+    captured = {_key(c.settings) for c in capture_set.captures}
+    with_takes = {_key(t.capture.settings) for t in val_takes}
+    train_segments, scored = [], []
+    for take in takes:
+        pair, inputs = take.pair, normalized(take.capture.settings)
+        if _key(take.capture.settings) in with_takes:
+            train_segments.append(Segment(pair.dry, pair.wet, inputs))
+            continue
+        train, val, cut = train_data.split_validation(pair, data.val_fraction)
+        train_segments.append(Segment(*train, inputs))
+        scored.append(Scored(take, "held-out tail", False,
+                             (pair.dry_offset + cut, pair.dry_offset + pair.dry.size),
+                             Segment(*val, inputs)))
+        if len(takes) == 1:
+            log(f"note: last {val[0].size / rate:.1f} s held out for validation (from "
+                f"{scored[-1].frames[0] / rate:.2f} s of {take.capture.dry})")
+    for take in val_takes:
+        scored.append(Scored(take, "validation take", _key(take.capture.settings) not in captured,
+                             (0, None), Segment(take.pair.dry, take.pair.wet,
+                                                normalized(take.capture.settings))))
+    if len(takes) > 1:
+        log(f"note: validation: {sum(s.kind == 'held-out tail' for s in scored)} held-out "
+            f"tail(s), {len(val_takes)} validation take(s) "
+            f"({sum(s.unseen for s in scored)} at settings not trained on)")
+    input_scale = train_data.input_scale_for(np.concatenate([s.dry for s in train_segments]))
+    train_seconds = sum(s.dry.size for s in train_segments) / rate
+
+    trainer = Trainer(config, input_scale, checkpoint, on_epoch=on_epoch, knobs=len(model_knobs),
+                      captures=[f"{c.dry} | {c.wet} | {c.label()}" for c in capture_set.captures])
     if resume:
         trainer.load_checkpoint(checkpoint)
         log(f"resuming from {checkpoint} after epoch {len(trainer.history.epochs)}")
+    knob_text = f", knobs {', '.join(k.name for k in model_knobs)}" if model_knobs else ""
     log(f"training LSTM-{config.hidden} x {config.layers} layer(s), skip "
-        f"{'on' if config.skip else 'off'}, on {train[0].size / pair.sample_rate:.1f} s "
-        f"({config.device}, {torch.get_num_threads()} threads); budget {config.minutes:g} min. Ctrl-C stops early and keeps the "
-        "best model.")
+        f"{'on' if config.skip else 'off'}{knob_text}, on {train_seconds:.1f} s "
+        f"({config.device}, {torch.get_num_threads()} threads); budget {config.minutes:g} min. "
+        "Ctrl-C stops early and keeps the best model.")
     try:
-        history = trainer.fit(train, val)
+        history = trainer.fit(train_segments, [s.segment for s in scored])
     except (KeyboardInterrupt, Stopped) as stop:
         trainer.net.load_state_dict(trainer.best_state)
         history = trainer.history
@@ -111,59 +172,73 @@ def fit(capture: Capture, config: TrainConfig, validation: Capture | None = None
         if not history.epochs:
             raise AmpnetError("interrupted before the first epoch ended; nothing to save") from None
 
-    model = trainer.net.to_model(pair.sample_rate, {})
+    model = trainer.net.to_model(rate, {}, model_knobs)
     # The reported figures are null tests: the real-time engine over the dry file as
-    # `ampnet render` plays it, against the wet advanced by the latency only.
-    source = val_pair if val_pair is not None else pair
-    val_null = nulltest.null_test(model, source.source_dry, source.source_wet,
-                                  pair.latency_samples, *val_frames)
-    test_null = (nulltest.null_test(model, test_pair.source_dry, test_pair.source_wet,
-                                    pair.latency_samples) if test_pair else None)
-    word, advice = report_files.verdict(val_null.esr)
-    train_seconds = train[0].size / pair.sample_rate
+    # `ampnet render --param ...` plays it, against the wet advanced by the latency only.
+    val_rows = scored
+    test_rows = [Scored(t, "test take", _key(t.capture.settings) not in captured, (0, None))
+                 for t in test_takes]
+    rendered = {}  # one render per (dry file, setting): held-out tails share them
+    for row in val_rows + test_rows:
+        pair, capture = row.take.pair, row.take.capture
+        key = (capture.dry, _key(capture.settings))
+        if key not in rendered:
+            rendered[key] = nulltest.render_output(model, pair.source_dry, capture.settings)
+        row.null = nulltest.null_test(model, pair.source_dry, pair.source_wet,
+                                      pair.latency_samples, *row.frames, output=rendered[key])
+    val_esr = float(np.mean([s.null.esr for s in val_rows]))
+    worst = max(val_rows, key=lambda s: s.null.esr)
+    test_esr = float(np.mean([s.null.esr for s in test_rows])) if test_rows else None
+    word, advice = report_files.verdict(worst.null.esr)
     if advice and train_seconds < 120:
         advice = f"only {train_seconds:.0f} s of training audio: record 3+ minutes. Other " + advice
-    val_capture = validation or capture
     model.metadata.update(metadata or {})
+    first = capture_set.captures[0]
+    described_data = (f"{Path(first.dry).name} / {Path(first.wet).name}" if len(takes) == 1 else
+                      f"{len(takes)} captures at {len(captured)} settings of "
+                      f"{', '.join(k.name for k in model_knobs)}")
+    val_seconds = sum(s.segment.dry.size for s in val_rows) / rate
     model.metadata.update({
         "date": model.metadata.get("date") or datetime.date.today().isoformat(),
-        "training_data": f"{Path(capture.dry).name} / {Path(capture.wet).name}: "
-                         f"{train_seconds:.1f} s train, "
-                         f"{val[0].size / pair.sample_rate:.1f} s validation, {pair.sample_rate} Hz",
-        "validation_esr": round(val_null.esr, 6), "latency_samples": pair.latency_samples,
+        "training_data": f"{described_data}: {train_seconds:.1f} s train, {val_seconds:.1f} s "
+                         f"validation, {rate} Hz",
+        "validation_esr": round(val_esr, 6), "latency_samples": latency,
         # Level of the model's output on the validation audio, so that hosts can match
         # levels when switching models (RMS in dBFS; no K-weighting).
         "loudness_dbfs": round(float(20 * np.log10(
-            np.sqrt(np.mean(val_null.output.astype(np.float64) ** 2)) + 1e-12)), 2),
+            np.sqrt(np.mean(val_rows[0].null.output.astype(np.float64) ** 2)) + 1e-12)), 2),
     })
-    if test_null:
-        model.metadata["test_esr"] = round(test_null.esr, 6)
-
-    def described(null, take):
-        return {"esr": null.esr, "dry": take.dry, "wet": take.wet,
-                "first_frame": null.first_frame, "last_frame": null.last_frame}
+    if test_esr is not None:
+        model.metadata["test_esr"] = round(test_esr, 6)
 
     figures = {
-        "validation_esr": val_null.esr, "verdict": word, "advice": advice,
-        "test_esr": test_null.esr if test_null else None,
+        "validation_esr": val_esr, "verdict": word, "advice": advice, "test_esr": test_esr,
+        "worst_setting": {"label": worst.take.capture.label(), "esr": worst.null.esr},
+        "knobs": [asdict(k) for k in model_knobs],
         "null_test": {
-            "how": f"ampnet render of the dry file against the wet advanced by the latency "
-                   f"({pair.latency_samples} samples); frames [first_frame, last_frame) of the "
-                   f"dry; DC {nulltest.DC_HANDLING}",
-            "latency_samples": pair.latency_samples,
-            "validation": described(val_null, val_capture),
-            "test": described(test_null, test) if test_null else None,
+            "how": f"ampnet render of the dry file (knobs at the take's setting) against the wet "
+                   f"advanced by the latency; frames [first_frame, last_frame) of the dry; DC "
+                   f"{nulltest.DC_HANDLING}; validation_esr and test_esr are the means over the "
+                   "rows, the verdict is on the worst validation row",
+            "latency_samples": latency,
+            "validation": [s.row() for s in val_rows],
+            "test": [s.row() for s in test_rows],
         },
         "selection_val_esr": history.best_val_esr,
-        "latency_samples": pair.latency_samples, "latency_confidence": pair.latency_confidence,
-        "latency_peak_samples": pair.latency_peak_samples,
+        "latency_samples": latency,
+        "latency_by_capture": [{"wet": t.capture.wet, "setting": t.capture.label(),
+                                "samples": t.pair.latency_samples,
+                                "confidence": t.pair.latency_confidence,
+                                "peak_samples": t.pair.latency_peak_samples} for t in takes],
+        "latency_confidence": takes[0].pair.latency_confidence,
+        "latency_peak_samples": takes[0].pair.latency_peak_samples,
         "training_seconds": round(trainer.elapsed_before, 1),
         "stopped_because": history.stopped_because, "best_epoch": history.best_epoch,
-        "epochs": history.epochs, "notes": pair.notes,
-        "settings": asdict(config) | {"input_scale": input_scale, "dry": capture.dry,
-                                      "wet": capture.wet},
+        "epochs": history.epochs, "notes": [n for t in takes for n in t.pair.notes],
+        "settings": asdict(config) | {"input_scale": input_scale, "dry": first.dry,
+                                      "wet": first.wet},
     }
-    return model, Report(figures, history, pair.sample_rate, val_null.target, val_null.output)
+    return model, Report(figures, history, rate, worst.null.target, worst.null.output)
 
 
 def save(model, report: Report, path):
@@ -176,19 +251,54 @@ def save(model, report: Report, path):
     report_json, report_png = report_files.report_paths(path)
     report_files.write_report_json(report_json, {"model": str(path)} | report.figures)
     report_files.write_report_png(report_png, report.val_target, report.val_output,
-                                  report.sample_rate, report.history)
+                                  report.sample_rate, report.history,
+                                  [k["name"] for k in report.figures["knobs"]],
+                                  report.figures["null_test"]["validation"])
     return report_json, report_png
 
 
-def _same_rig(take, role, pair, data, log):
-    """A validation or test pair at the training pair's latency and rate, or None."""
-    if take is None:
-        return None
-    extra = train_data.load_pair(take.dry, take.wet, data.channel, data.resample,
-                                 pair.latency_samples)
-    if extra.sample_rate != pair.sample_rate:
-        raise AmpnetError(f"{take.dry}: {role} audio is at {extra.sample_rate} Hz, training audio "
-                          f"at {pair.sample_rate} Hz; use one rate")
-    for note in extra.notes:
-        log(f"note ({role}): {note}")
-    return extra
+def _as_set(captures, validation, test, knobs) -> CaptureSet:
+    def listed(value):
+        return [] if value is None else [value] if isinstance(value, Capture) else list(value)
+    if isinstance(captures, CaptureSet):
+        if validation is not None or test is not None or knobs is not None:
+            raise TypeError("give validation, test and knobs inside the CaptureSet")
+        return captures
+    captures = listed(captures)
+    if not captures:
+        raise AmpnetError("no captures to train on")
+    return CaptureSet(captures, listed(validation), listed(test), dict(knobs or {}))
+
+
+def _key(settings):
+    return tuple(sorted(settings.items()))
+
+
+def _load(capture, role, data, latency, log, rate=None) -> Take:
+    """Read, check and align one take (``latency`` None: measure it)."""
+    pair = train_data.load_pair(capture.dry, capture.wet, data.channel, data.resample, latency)
+    if rate is not None and pair.sample_rate != rate:
+        raise AmpnetError(f"{capture.dry}: {role} audio is at {pair.sample_rate} Hz, training "
+                          f"audio at {rate} Hz; use one rate")
+    prefix = "note" if role == "capture" else f"note ({role})"
+    for note in pair.notes:
+        log(f"{prefix}: {note}")
+    return Take(capture, pair, role)
+
+
+LATENCY_SPREAD = 2  # samples: captures of one session that disagree by more are worth a word
+
+
+def _rig_latency(takes, forced, log) -> int:
+    """The latency that validation and test takes use, after showing each capture's
+    (the median; ``forced`` when given)."""
+    found = [t.pair.latency_samples for t in takes]
+    if len(takes) > 1:
+        log("latency by capture (samples):")
+        for take in takes:
+            log(f"  {take.pair.latency_samples:6d}  {take.capture.label():30s} {take.capture.wet}")
+        if max(found) - min(found) > LATENCY_SPREAD:
+            log(f"warning: the captures' latencies differ by {max(found) - min(found)} samples; "
+                "captures of one reamp session normally agree within a couple of samples. Check "
+                "the outliers, or pass --latency N to use one value for all")
+    return int(forced) if forced is not None else int(np.median(found))

@@ -32,6 +32,21 @@ def verdict(val_esr):
     return "poor", POOR_CAUSES
 
 
+def settings_table(figures) -> list:
+    """The per-setting null tests of a report as lines for the terminal (validation
+    rows, then test rows), the worst validation setting marked."""
+    null = figures["null_test"]
+    rows = [("validation", r) for r in null["validation"]] + [("test", r) for r in null["test"]]
+    width = max(len(r["label"]) for _, r in rows)
+    worst = figures["worst_setting"]["label"]
+    lines = [f"  {'setting':{width}s}  {'ESR':>8s}  audio"]
+    for role, r in rows:
+        what = r["kind"] + (", setting not trained on" if r["unseen"] else "")
+        mark = "  <- worst" if role == "validation" and r["label"] == worst else ""
+        lines.append(f"  {r['label']:{width}s}  {r['esr']:8.4f}  {what}{mark}")
+    return lines
+
+
 def write_report_json(path, report: dict):
     write_text_atomic(path, json.dumps(report, indent=1, default=_jsonable) + "\n")
 
@@ -42,14 +57,18 @@ def _jsonable(value):
     return str(value)
 
 
-def write_report_png(path, target, prediction, sample_rate, history):
-    """Target vs prediction (a zoomed waveform window and the spectra) and the loss curves."""
+def write_report_png(path, target, prediction, sample_rate, history, knobs=(), rows=()):
+    """Target vs prediction (a zoomed waveform window and the spectra), the loss curves
+    and, for a knob model, the validation ESR over the knob settings (``knobs``: the
+    knob names; ``rows``: the report's validation rows)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (wave_ax, spec_ax, loss_ax) = plt.subplots(3, 1, figsize=(10, 11))
+    panels = 4 if knobs else 3
+    fig, axes = plt.subplots(panels, 1, figsize=(10, 3.7 * panels))
+    wave_ax, spec_ax, loss_ax = axes[:3]
     # Zoom on 20 ms around the loudest part of the validation audio.
     width = int(0.02 * sample_rate)
     centre = int(np.argmax(np.convolve(target ** 2, np.ones(width), "same")))
@@ -73,10 +92,52 @@ def write_report_png(path, target, prediction, sample_rate, history):
     loss_ax.semilogy(epochs, [e["val_esr"] for e in history.epochs], label="validation ESR")
     loss_ax.set(xlabel="epoch", title="Loss curves")
     loss_ax.legend()
+    if knobs:
+        _knob_panel(axes[3], list(knobs), list(rows))
     fig.tight_layout()
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=90)
     plt.close(fig)
+
+
+def _knob_panel(ax, knobs, rows):
+    """Validation ESR over the settings: a line over one knob, a coloured map over two
+    (each setting a square, its ESR written beside it), bars for more."""
+    import matplotlib.colors
+
+    seen = [r for r in rows if not r["unseen"]]
+    unseen = [r for r in rows if r["unseen"]]
+    if len(knobs) == 1:
+        name = knobs[0]
+        for group, label, marker in ((seen, "captured setting (held-out audio)", "o"),
+                                     (unseen, "setting not trained on", "s")):
+            group = sorted(group, key=lambda r: r["setting"][name])
+            ax.semilogy([r["setting"][name] for r in group], [r["esr"] for r in group],
+                        marker=marker, label=label, ls="-" if group is seen else "none")
+        ax.set(xlabel=name, ylabel="validation ESR", title=f"ESR over {name}")
+        ax.legend()
+    elif len(knobs) == 2:
+        x, y = knobs
+        esrs = [r["esr"] for r in rows]
+        norm = matplotlib.colors.LogNorm(vmin=min(esrs), vmax=max(max(esrs), min(esrs) * 1.01))
+        for group, marker, label in ((seen, "s", "captured"), (unseen, "D", "not trained on")):
+            if group:
+                points = ax.scatter([r["setting"][x] for r in group], [r["setting"][y] for r in group],
+                                    c=[r["esr"] for r in group], norm=norm, cmap="viridis_r",
+                                    marker=marker, s=900, edgecolors="black", label=label)
+        for r in rows:
+            ax.annotate(f"{r['esr']:.4f}", (r["setting"][x], r["setting"][y]), fontsize=8,
+                        ha="center", va="center", color="white")
+        ax.figure.colorbar(points, ax=ax, label="validation ESR")
+        ax.set(xlabel=x, ylabel=y, title=f"ESR over {x} and {y} (squares: captured, "
+                                          "diamonds: not trained on)")
+        ax.margins(0.15)
+    else:
+        ax.bar(range(len(rows)), [r["esr"] for r in rows],
+               color=["tab:orange" if r["unseen"] else "tab:blue" for r in rows])
+        ax.set_xticks(range(len(rows)), [r["label"] for r in rows], rotation=30, ha="right",
+                      fontsize=7)
+        ax.set(ylabel="validation ESR", title="ESR by setting (orange: not trained on)")
 
 
 def _spectrum(signal, sample_rate, size=4096):

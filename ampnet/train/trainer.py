@@ -1,7 +1,11 @@
 """The training loop: truncated backpropagation through time over parallel streams.
 
-The training audio is cut into ``batch`` equally long streams that are walked
-in step, ``update_samples`` at a time, with the LSTM state carried from one
+The training audio (one segment per capture, each with its knob values as extra
+input channels) is laid end to end and cut into ``batch`` equally long streams
+that are walked in step, ``update_samples`` at a time, so that every update mixes
+all captures in proportion to their duration. A stream that runs from one capture
+into the next sees the knobs jump there, as when a knob turns while playing. The
+streams are walked with the LSTM state carried from one
 chunk to the next (detached, so gradients stop at chunk boundaries). Each epoch
 starts with ``warmup_samples`` run without gradient so the state is settled
 before the first update. Every sample is used once per epoch and no
@@ -14,8 +18,8 @@ Adam with the learning rate annealed along a half cosine over the time budget
 over ``epochs``, whichever runs out first,
 gradient-norm clipping. A diverging run (a non-finite loss, or an epoch whose
 validation ESR is ``DIVERGED`` times the best) rolls back to the best weights with half the
-learning rate and a fresh optimiser state. The whole validation audio is scored (ESR) after each epoch; the best
-weights are kept; training stops at ``epochs``, at ``minutes``, or after
+learning rate and a fresh optimiser state. Every validation segment is scored (ESR over the whole of it) after each epoch,
+and their mean selects the best weights; training stops at ``epochs``, at ``minutes``, or after
 ``patience`` epochs without improvement. A checkpoint is written atomically
 after every epoch so Ctrl-C or a crash loses at most one epoch.
 """
@@ -57,6 +61,16 @@ class TrainConfig:
 
 
 @dataclass
+class Segment:
+    """Aligned audio at one knob setting: ``dry``/``wet`` float32 ``(frames,)``;
+    ``knobs`` the network's knob inputs ``(K,)``, normalised to 0..1 (empty: none)."""
+
+    dry: np.ndarray
+    wet: np.ndarray
+    knobs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+
+
+@dataclass
 class History:
     epochs: list = field(default_factory=list)  # dicts: epoch, seconds, train_loss, val_esr, lr
     best_val_esr: float = math.inf
@@ -85,13 +99,18 @@ class Trainer:
     """Fits an :class:`AmpLSTM` to ``(dry, wet)`` arrays; see the module docstring."""
 
     def __init__(self, config: TrainConfig, input_scale: float, checkpoint_path=None,
-                 on_epoch=None):
+                 on_epoch=None, knobs=0, captures=None):
+        """``knobs``: number of knob inputs; ``captures``: a list of strings that
+        describe the training data (files and settings), kept in the checkpoint and
+        compared on resume."""
         self.config = config
         self.checkpoint_path = checkpoint_path
         self.on_epoch = on_epoch  # called with each epoch's figures (a dict)
+        self.captures = list(captures or [])
         torch.manual_seed(config.seed)
         self.device = torch.device(config.device)
-        self.net = AmpLSTM(config.hidden, config.layers, config.skip, input_scale).to(self.device)
+        self.net = AmpLSTM(config.hidden, config.layers, config.skip, input_scale,
+                           knobs).to(self.device)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=config.learning_rate)
         self.stft_loss = MultiResolutionSTFT().to(self.device) if config.stft_weight > 0 else None
         self.history = History()
@@ -102,11 +121,11 @@ class Trainer:
         self.updates_done = 0
 
     def fit(self, train, val, show_progress=None):
-        """Train on ``train = (dry, wet)``, validate on ``val``; returns the History."""
+        """Train on the :class:`Segment` list ``train``, validate on the list ``val``;
+        returns the History."""
         config = self.config
-        x, y = self._streams(*train)
-        x_val = torch.from_numpy(val[0])[None, :, None].to(self.device)
-        y_val = torch.from_numpy(val[1])[None, :, None].to(self.device)
+        x, y = self._streams(train)
+        x_val, y_val, val_lengths = self._validation_batch(val)
         start = time.monotonic() - self.elapsed_before
         budget = config.minutes * 60
         chunks = (x.shape[1] - config.warmup_samples) // config.update_samples
@@ -116,7 +135,7 @@ class Trainer:
                        disable=None if show_progress is None else not show_progress)
             train_loss = self._epoch(x, y, chunks, bar, start, budget)
             bar.close()
-            val_esr = self.validate(x_val, y_val)
+            val_esr = float(np.mean(self.validate(x_val, y_val, val_lengths)))
             if not val_esr < DIVERGED * self.history.best_val_esr:  # also NaN; never on epoch 1
                 self._recover(f"validation ESR {val_esr:.3g}, best {self.history.best_val_esr:.3g}")
             elapsed = time.monotonic() - start
@@ -143,17 +162,33 @@ class Trainer:
         self.net.load_state_dict(self.best_state)
         return self.history
 
-    def _streams(self, dry, wet):
-        """``(batch, length, 1)`` tensors: the audio cut into ``batch`` parallel streams."""
+    def _streams(self, segments):
+        """``(batch, length, 1 + K)`` inputs and ``(batch, length, 1)`` targets: the
+        segments end to end, cut into ``batch`` parallel streams."""
         config = self.config
-        length = dry.size // config.batch
+        total = sum(s.dry.size for s in segments)
+        length = total // config.batch
         if length < config.warmup_samples + config.update_samples:
-            raise AmpnetError(f"{dry.size} samples of training audio are too few for "
+            raise AmpnetError(f"{total} samples of training audio are too few for "
                               f"--batch {config.batch}; record more or lower --batch")
-        shape = (config.batch, length, 1)
-        x = torch.from_numpy(dry[:config.batch * length].reshape(shape).copy())
-        y = torch.from_numpy(wet[:config.batch * length].reshape(shape).copy())
+        x = np.concatenate([_inputs(s) for s in segments])[:config.batch * length]
+        y = np.concatenate([s.wet for s in segments])[:config.batch * length]
+        x = torch.from_numpy(x.reshape(config.batch, length, -1))
+        y = torch.from_numpy(y.reshape(config.batch, length, 1).copy())
         return x.to(self.device), y.to(self.device)
+
+    def _validation_batch(self, segments):
+        """Validation segments as one zero-padded batch ``(S, longest, 1 + K)`` (padding at
+        the end leaves a causal network's output over each segment unchanged), the
+        targets ``(S, longest, 1)`` and the segments' lengths."""
+        lengths = [s.dry.size for s in segments]
+        longest = max(lengths)
+        x = np.zeros((len(segments), longest, 1 + segments[0].knobs.size), np.float32)
+        y = np.zeros((len(segments), longest, 1), np.float32)
+        for i, segment in enumerate(segments):
+            x[i, :lengths[i]] = _inputs(segment)
+            y[i, :lengths[i], 0] = segment.wet
+        return torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device), lengths
 
     def _epoch(self, x, y, chunks, bar, start, budget):
         """One pass over every stream; returns the mean training loss."""
@@ -219,14 +254,16 @@ class Trainer:
                   "halved")
 
     @torch.no_grad()
-    def validate(self, x_val, y_val, chunk=1 << 16):
-        """ESR over the whole validation audio, state carried across chunks."""
+    def validate(self, x_val, y_val, lengths, chunk=1 << 16):
+        """ESR of each validation segment over its whole length (a list), state carried
+        across chunks."""
         self.net.eval()
         state, outputs = None, []
         for s in range(0, x_val.shape[1], chunk):
             out, state = self.net(x_val[:, s:s + chunk], state)
             outputs.append(out)
-        return float(esr(y_val, torch.cat(outputs, dim=1)))
+        output = torch.cat(outputs, dim=1)
+        return [float(esr(y_val[i:i + 1, :n], output[i:i + 1, :n])) for i, n in enumerate(lengths)]
 
     def save_checkpoint(self):
         if not self.checkpoint_path:
@@ -236,7 +273,7 @@ class Trainer:
                    "optimizer": self.optimizer.state_dict(), "input_scale": self.net.input_scale,
                    "rng": self.rng.bit_generator.state, "elapsed": self.elapsed_before,
                    "lr_scale": self.lr_scale, "updates_done": self.updates_done,
-                   "torch_rng": torch.get_rng_state()}
+                   "torch_rng": torch.get_rng_state(), "captures": self.captures}
         with atomic_output(self.checkpoint_path) as tmp:
             torch.save(payload, tmp)
 
@@ -264,6 +301,14 @@ class Trainer:
         if payload["input_scale"] != self.net.input_scale:
             differences.append(f"input scale {payload['input_scale']!r} there, "
                                f"{self.net.input_scale!r} now (other training audio?)")
+        theirs = payload.get("captures", [])
+        if theirs != self.captures:
+            gone = [c for c in theirs if c not in self.captures]
+            new = [c for c in self.captures if c not in theirs]
+            differences.append("training captures differ ("
+                               + "; ".join([f"there, not now: {c}" for c in gone[:3]]
+                                           + [f"now, not there: {c}" for c in new[:3]]
+                                           or ["same captures in another order"]) + ")")
         if differences:
             raise AmpnetError(f"{path}: this checkpoint was made with other settings ("
                               f"{'; '.join(differences)}); resume with the same settings and "
@@ -285,3 +330,11 @@ class Trainer:
 
     def _log(self, message):
         tqdm.write(message)
+
+
+def _inputs(segment):
+    """``(frames, 1 + K)`` float32: the dry audio, then each knob input held constant."""
+    columns = np.empty((segment.dry.size, 1 + segment.knobs.size), np.float32)
+    columns[:, 0] = segment.dry
+    columns[:, 1:] = segment.knobs
+    return columns
