@@ -57,13 +57,13 @@ def _normalized_knob_inputs(model: LSTMModel):
 
 def to_nam(model: LSTMModel) -> dict:
     """A ``.nam`` document (architecture LSTM) with the same output as ``model``."""
+    if model.knobs:
+        raise ExportError(f"this model has knob inputs ({', '.join(k.name for k in model.knobs)}); "
+                          "the NAM plugin feeds the audio only; export to AIDA-X instead (--to aidax)")
     if model.skip:
         raise ExportError("NAM's LSTM has no skip path, and this model adds its input to its output, "
                           "so it cannot be written as .nam exactly; for the NAM plugin, train with "
                           "`ampnet train --no-skip`")
-    if model.knobs:
-        raise ExportError(f"this model has knob inputs ({', '.join(k.name for k in model.knobs)}); "
-                          "the NAM plugin feeds the audio only; export to AIDA-X instead (--to aidax)")
     hidden = model.hidden_size
     initial_h = model.initial_h if model.initial_h is not None else np.zeros((model.num_layers, hidden))
     initial_c = model.initial_c if model.initial_c is not None else np.zeros((model.num_layers, hidden))
