@@ -270,3 +270,50 @@ def test_a_knob_model_round_trips_through_aidax_and_refuses_nam(tmp_path, capsys
     assert main(["convert", str(tmp_path / "k.json"), "--to", "nam", "-o",
                  str(tmp_path / "k.nam")]) != 0
     assert "knob inputs (drive)" in capsys.readouterr().err
+
+
+def test_live_keys_select_and_turn_a_knob_in_its_units():
+    from ampnet.formats.model import Knob
+    from ampnet.host.chain import Chain
+    from ampnet.host.processors import Gain, NeuralModel
+    from ampnet.live.session import _KeyControl
+    model = random_model(hidden=8, knobs=2, seed=7)
+    model.knobs = [Knob("drive", 5.0, 0.0, 10.0), Knob("tone_hz", 1000.0, 200.0, 5000.0)]
+    model.knob_inputs = "normalized"
+    chain = Chain([Gain(), NeuralModel(model)], RATE)
+    keys = _KeyControl(chain)
+    assert any("k: next knob (drive, tone_hz)" in line for line in keys.help_lines())
+    assert keys.handle("+") == "[+] drive = 5.5 (range 0 to 10)"
+    assert chain.processors[1].values["drive"] == 5.5
+    assert keys.handle("k") == "[k] tone_hz = 1000 (range 200 to 5000)"
+    for _ in range(40):
+        keys.handle("-")
+    assert chain.processors[1].values["tone_hz"] == 200.0  # stops at the end of the range
+    assert keys.handle("x") is None
+    assert keys.handle("1") == "[1] gain: bypassed" and chain.bypassed(0)
+    # The chain plays the new values: it glides to what a fresh chain set there plays.
+    x = guitar_like(1.0, seed=8)
+    moved = chain.process(x.copy())[-4800:]
+    fresh = Chain([Gain(), NeuralModel(model, drive=5.5, tone_hz=200.0)], RATE)
+    fresh.set_bypass(0, True)
+    settled = fresh.process(x.copy())[-4800:]
+    assert np.max(np.abs(moved - settled)) < 1e-3
+
+
+def test_the_model_file_keeps_how_knobs_reach_the_network(tmp_path):
+    from ampnet.errors import ModelFileError
+    from ampnet.formats import save_model
+    from ampnet.formats.model import Knob
+    model = random_model(hidden=8, knobs=1, seed=9)
+    model.knobs = [Knob("gain_db", 0.0, -12.0, 12.0)]
+    model.knob_inputs = "normalized"
+    save_model(model, tmp_path / "m.json")
+    assert load_model(tmp_path / "m.json").knob_inputs == "normalized"
+    doc = json.loads((tmp_path / "m.json").read_text())
+    del doc["knob_inputs"]  # files written before the key existed feed values as given
+    (tmp_path / "old.json").write_text(json.dumps(doc))
+    assert load_model(tmp_path / "old.json").knob_inputs == "value"
+    doc["knob_inputs"] = "scaled"
+    (tmp_path / "bad.json").write_text(json.dumps(doc))
+    with pytest.raises(ModelFileError, match=r"bad.json: knob_inputs: 'scaled': expected 'value' or 'normalized'"):
+        load_model(tmp_path / "bad.json")

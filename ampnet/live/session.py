@@ -24,6 +24,7 @@ import soundfile as sf
 from ampnet import limits
 from ampnet.engine.lstm_engine import aligned_zeros
 from ampnet.errors import AmpnetError
+from ampnet.host.processors import NeuralModel
 from ampnet.io.files import atomic_output
 from ampnet.live import rt_kernel
 from ampnet.live.audio_api import import_sounddevice, resolve_device
@@ -130,8 +131,8 @@ class LiveSession:
                   f"(--strict-rate refuses instead)", flush=True)
         for line in chain.describe():
             print("  " + line, flush=True)
-        if keys:
-            print(f"  keys 1-{min(9, len(chain.processors))}: bypass that processor on/off", flush=True)
+        for line in keys.help_lines() if keys else []:
+            print("  " + line, flush=True)
         gc.collect()
         gc.freeze()
         gc.disable()
@@ -274,15 +275,51 @@ class _StatusPrinter(threading.Thread):
             print()
 
 
+KNOB_STEP_FRACTION = 0.05  # one key press moves a knob by this share of its range
+
+
 class _KeyControl(threading.Thread):
-    """Keys 1-9 toggle the bypass of that processor of the chain (a glide, never a
-    click: the callback crossfades). Runs only on a terminal, in cbreak mode."""
+    """Terminal keys: 1-9 toggle the bypass of that processor of the chain; for models
+    with knobs, ``k`` selects the next knob and ``-``/``+`` (or ``=``) turn it down/up
+    by 5% of its range. Changes glide, never click (the callback crossfades bypass
+    and smooths knobs). Runs only on a terminal, in cbreak mode."""
 
     def __init__(self, chain):
         super().__init__(daemon=True)
         self.chain = chain
         self.done = threading.Event()
         self.saved = None
+        self.knobs = [(i, name) for i, p in enumerate(chain.processors)
+                      if isinstance(p, NeuralModel) for name in p.PARAMS]
+        self.selected = 0
+
+    def help_lines(self):
+        lines = [f"keys 1-{min(9, len(self.chain.processors))}: bypass that processor on/off"]
+        if self.knobs:
+            lines.append(f"keys k: next knob ({', '.join(n for _, n in self.knobs)}), - and +: "
+                         f"turn it by {100 * KNOB_STEP_FRACTION:g}% of its range")
+        return lines
+
+    def handle(self, key):
+        """Act on one key press; returns the line to show, or None for other keys."""
+        if key.isdigit() and 1 <= int(key) <= len(self.chain.processors):
+            index = int(key) - 1
+            bypass = not self.chain.bypassed(index)
+            self.chain.set_bypass(index, bypass)
+            return f"[{key}] {self.chain.processors[index].label}: {'bypassed' if bypass else 'on'}"
+        if not self.knobs or not key or key not in "k-+=":
+            return None
+        if key == "k":
+            self.selected = (self.selected + 1) % len(self.knobs)
+        index, name = self.knobs[self.selected]
+        processor = self.chain.processors[index]
+        param = processor.PARAMS[name]
+        value = processor.values[name]
+        if key != "k":
+            step = KNOB_STEP_FRACTION * (param.high - param.low) * (-1 if key == "-" else 1)
+            value = min(param.high, max(param.low, value + step))
+            self.chain.set(index, name, value)
+        return f"[{key}] {name} = {value:g} (range {param.low:g} to {param.high:g})"
 
     def run(self):
         import select
@@ -296,13 +333,9 @@ class _KeyControl(threading.Thread):
             ready, _, _ = select.select([fd], [], [], 0.1)
             if not ready:
                 continue
-            key = sys.stdin.read(1)
-            if key.isdigit() and 1 <= int(key) <= len(self.chain.processors):
-                index = int(key) - 1
-                bypass = not self.chain.bypassed(index)
-                self.chain.set_bypass(index, bypass)
-                label = self.chain.processors[index].label
-                print(f"\n[{key}] {label}: {'bypassed' if bypass else 'on'}", flush=True)
+            line = self.handle(sys.stdin.read(1))
+            if line:
+                print(f"\n{line}", flush=True)
 
     def stop(self):
         self.done.set()
