@@ -51,7 +51,7 @@ def capture_set(data):
     return [take(e) for e in settings["captures"]], [take(e) for e in settings["validation"]]
 
 
-def run_case(case, data, minutes, out_dir):
+def run_case(case, data, minutes, out_dir, overrides=None, tag=""):
     captures, validation = capture_set(data)
     if case == "single":
         captures = [c for c in captures if c.settings == SINGLE]
@@ -59,9 +59,9 @@ def run_case(case, data, minutes, out_dir):
         # One setting: a plain capture without knobs, as a user would train it.
         captures = [Capture(c.dry, c.wet) for c in captures]
         validation = [Capture(v.dry, v.wet) for v in validation]
-    config = TrainConfig(minutes=minutes)
+    config = TrainConfig(minutes=minutes, **(overrides or {}))
     torch.set_num_threads(choose_threads(config))
-    path = out_dir / f"train-knobs-{case}.json"
+    path = out_dir / f"train-knobs-{case}{tag}.json"
     start = time.monotonic()
     model, report = fit(captures, config, validation=validation,
                         checkpoint=path.with_name(path.stem + "-model.ckpt"),
@@ -121,12 +121,20 @@ def main():
     parser.add_argument("--case", nargs="+", default=["knob", "single"], choices=["knob", "single"])
     parser.add_argument("--data", default=str(ROOT.parent / "shared/data/knob-captures/gx-tiltdrive"))
     parser.add_argument("--out-dir", default=str(ROOT / "benchmarks/results"))
+    parser.add_argument("--config", action="append", default=[], metavar="FIELD=VALUE",
+                        help="a TrainConfig field for an experiment, e.g. batch=32; the results "
+                             "then go to train-knobs-CASE-FIELD-VALUE.json, not the summary")
     args = parser.parse_args()
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    overrides = {}
+    for item in args.config:
+        name, _, value = item.partition("=")
+        overrides[name] = type(getattr(TrainConfig(), name))(value)
+    tag = "".join(f"-{k}-{v}" for k, v in overrides.items())
     for case in args.case:
-        run_case(case, Path(args.data), args.minutes, out_dir)
-    figures = summary(out_dir)
+        run_case(case, Path(args.data), args.minutes, out_dir, overrides, tag)
+    figures = None if overrides else summary(out_dir)
     if figures:
         machine = figures["machine"]
         print(f"\nmachine: {machine['cpu']}, {machine['cores']} cores, AVX-512: "

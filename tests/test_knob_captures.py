@@ -5,6 +5,7 @@ settings and judged at two it was not trained on; the suite needs no ../shared.
 """
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -317,3 +318,40 @@ def test_the_model_file_keeps_how_knobs_reach_the_network(tmp_path):
     (tmp_path / "bad.json").write_text(json.dumps(doc))
     with pytest.raises(ModelFileError, match=r"bad.json: knob_inputs: 'scaled': expected 'value' or 'normalized'"):
         load_model(tmp_path / "bad.json")
+
+
+def test_every_update_mixes_every_capture():
+    from ampnet.train.trainer import Segment, Trainer, TrainConfig
+    config = TrainConfig(hidden=4, batch=8, threads=1, warmup_samples=64, update_samples=32)
+    trainer = Trainer(config, 1.0, knobs=1)
+    segments = [Segment(np.zeros(3000, np.float32), np.zeros(3000, np.float32),
+                        np.array([k], np.float32)) for k in (0.0, 0.5, 1.0)]
+    x, _ = trainer._streams(segments)
+    for start in range(0, x.shape[1] - 32, 32):  # each update's window, across the streams
+        assert set(np.unique(x[:, start, 1].numpy())) == {0.0, 0.5, 1.0}
+
+
+AIDADSP_CONDITIONED = (Path(__file__).resolve().parents[2] / "shared" / "data" / "models"
+                       / "aida-x" / "conditioned" / "model_HT40_48k_cond.json")
+
+
+@pytest.mark.skipif(not AIDADSP_CONDITIONED.exists(), reason="needs ../shared")
+def test_aidadsp_conditioned_model_round_trips_with_its_layout(tmp_path):
+    theirs = json.loads(AIDADSP_CONDITIONED.read_text())
+    model = load_model(AIDADSP_CONDITIONED)
+    assert model.input_size == 2 and model.knob_inputs == "normalized"
+    assert main(["convert", str(AIDADSP_CONDITIONED), "--to", "aidax", "-o",
+                 str(tmp_path / "back.json")]) == 0
+    ours = json.loads((tmp_path / "back.json").read_text())
+    assert ours["in_shape"] == theirs["in_shape"]
+    for a, b in zip(ours["layers"], theirs["layers"]):
+        assert (a["type"], a["shape"]) == (b["type"], b["shape"])
+        assert [np.shape(w) for w in a["weights"]] == [np.shape(w) for w in b["weights"]]
+        for w_ours, w_theirs in zip(a["weights"], b["weights"]):
+            assert np.array_equal(np.float32(w_ours), np.float32(w_theirs))
+    back = load_model(tmp_path / "back.json")
+    x = guitar_like(0.5, seed=10)
+    for value in (0.0, 0.3, 1.0):
+        a, b = LSTMEngine(model), LSTMEngine(back)
+        a.knobs[0] = b.knobs[0] = value
+        assert np.array_equal(a.process(x.copy()), b.process(x.copy()))

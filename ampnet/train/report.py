@@ -127,7 +127,8 @@ def _knob_panel(ax, knobs, rows):
                                     marker=marker, s=900, edgecolors="black", label=label)
         for r in rows:
             ax.annotate(f"{r['esr']:.4f}", (r["setting"][x], r["setting"][y]), fontsize=8,
-                        ha="center", va="center", color="white")
+                        ha="center", va="center",
+                        bbox={"boxstyle": "round", "facecolor": "white", "alpha": 0.8, "lw": 0})
         ax.figure.colorbar(points, ax=ax, label="validation ESR")
         ax.set(xlabel=x, ylabel=y, title=f"ESR over {x} and {y} (squares: captured, "
                                           "diamonds: not trained on)")
