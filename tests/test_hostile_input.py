@@ -137,11 +137,11 @@ def test_hostile_model_files_get_one_line_and_exit_2(tmp_path, case, capsys):
 
 
 def test_the_size_limit_counts_weights_as_the_model_does():
-    from ampnet.formats.model import lstm_parameter_count
+    from ampnet.formats.model import recurrent_parameter_count
     for hidden, layers, knobs in ((8, 1, 0), (24, 3, 2), (384, 2, 0)):
         model = random_model(hidden, layers, knobs=knobs)
-        assert lstm_parameter_count(hidden, layers, 1 + knobs) == model.parameter_count
-    assert lstm_parameter_count(384, 2) <= limits.MAX_PARAMETERS < lstm_parameter_count(800, 1)
+        assert recurrent_parameter_count(hidden, layers, 1 + knobs) == model.parameter_count
+    assert recurrent_parameter_count(384, 2) <= limits.MAX_PARAMETERS < recurrent_parameter_count(800, 1)
 
 
 def test_the_fixtures_behind_the_catalogue_load(tmp_path):
@@ -429,7 +429,7 @@ def test_a_stop_signal_leaves_no_temporary_or_partial_file(tmp_path, model_path,
 @pytest.mark.parametrize("arguments, words", [
     (["--hidden", "1100"], "--hidden 1100"), (["--hidden", "0"], "--hidden 0"),
     (["--hidden", "800"], "weights, more than a model file holds"),
-    (["--layers", "9"], "--layers 9"), (["--batch", "0"], "--batch 0"),
+    (["--layers", "9"], "--layers 9"), (["--batch", "-1"], "--batch -1"),
     (["--minutes", "0"], "--minutes"), (["--minutes", "nan"], "--minutes"),
     (["--lr", "-1"], "--lr"), (["--epochs", "0"], "--epochs"),
     (["--val-fraction", "0.9"], "--val-fraction"),

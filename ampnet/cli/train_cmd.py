@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ampnet import limits
 from ampnet.errors import AmpnetError
-from ampnet.formats.model import lstm_parameter_count
+from ampnet.formats.model import recurrent_parameter_count
 
 
 def add_parser(sub):
@@ -56,8 +56,10 @@ def add_parser(sub):
     run.add_argument("--minutes", type=float, default=10.0, help="time budget (default 10)")
     run.add_argument("--epochs", type=int, default=200, help="epoch limit (default 200)")
     run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    run.add_argument("--batch", type=int, default=16, help="parallel training streams (default 16)")
-    run.add_argument("--lr", type=float, default=1e-2, help="initial learning rate (default 1e-2)")
+    run.add_argument("--batch", type=int, default=0,
+                     help="parallel training streams (default: 16 per captured setting, at most 64)")
+    run.add_argument("--lr", type=float, default=0.0,
+                     help="initial learning rate (default 1e-2 at 16 streams, 1.5e-2 at 64)")
     run.add_argument("--stft-weight", type=float, default=0.0,
                      help="add a multi-resolution STFT loss term with this weight (default 0: off)")
     run.add_argument("--threads", type=int, default=0,
@@ -81,12 +83,12 @@ def check_arguments(args):
 
     whole("hidden", args.hidden, 1, limits.MAX_HIDDEN)
     whole("layers", args.layers, 1, limits.MAX_LAYERS)
-    count = lstm_parameter_count(args.hidden, args.layers)
+    count = recurrent_parameter_count(args.hidden, args.layers)
     if count > limits.MAX_PARAMETERS:
         raise AmpnetError(f"--hidden {args.hidden} --layers {args.layers}: {count:,} weights, more "
                           f"than a model file holds ({limits.MAX_PARAMETERS:,}); choose a smaller "
                           "network (real-time captures use --hidden 16 to 64)")
-    whole("batch", args.batch, 1, limits.MAX_BATCH)
+    whole("batch", args.batch, 0, limits.MAX_BATCH)
     whole("epochs", args.epochs, 1, limits.MAX_EPOCHS)
     whole("threads", args.threads, 0, 1024)
     if args.channel is not None:
@@ -94,9 +96,9 @@ def check_arguments(args):
     if not limits.finite_in(args.minutes, 1e-3, limits.MAX_MINUTES):
         raise AmpnetError(f"--minutes {args.minutes}: give a time budget above 0 "
                           f"(at most {limits.MAX_MINUTES:g})")
-    if not limits.finite_in(args.lr, 1e-7, 1.0):
+    if args.lr != 0 and not limits.finite_in(args.lr, 1e-7, 1.0):
         raise AmpnetError(f"--lr {args.lr}: give a learning rate above 0 and at most 1 "
-                          "(default 1e-2)")
+                          "(default: 1e-2 for one capture)")
     if not limits.finite_in(args.val_fraction, 0.01, 0.5):
         raise AmpnetError(f"--val-fraction {args.val_fraction}: must be from 0.01 to 0.5")
     if not limits.finite_in(args.stft_weight, 0.0, 100.0):

@@ -28,7 +28,7 @@ from ampnet.train import captures as knob_checks
 from ampnet.train import data as train_data
 from ampnet.train import nulltest, report as report_files
 from ampnet.train.captures import Capture, CaptureSet
-from ampnet.train.trainer import Segment, Trainer, TrainConfig
+from ampnet.train.trainer import Segment, Trainer, TrainConfig, resolve_defaults
 
 
 @dataclass
@@ -148,6 +148,7 @@ def fit(captures, config: TrainConfig, validation=None, test=None, knobs=None,
         log(f"note: validation: {sum(s.kind == 'held-out tail' for s in scored)} held-out "
             f"tail(s), {len(val_takes)} validation take(s) "
             f"({sum(s.unseen for s in scored)} at settings not trained on)")
+    config = resolve_defaults(config, len(captured))
     input_scale = train_data.input_scale_for(np.concatenate([s.dry for s in train_segments]))
     train_seconds = sum(s.dry.size for s in train_segments) / rate
 
@@ -158,7 +159,8 @@ def fit(captures, config: TrainConfig, validation=None, test=None, knobs=None,
         log(f"resuming from {checkpoint} after epoch {len(trainer.history.epochs)}")
     knob_text = f", knobs {', '.join(k.name for k in model_knobs)}" if model_knobs else ""
     log(f"training LSTM-{config.hidden} x {config.layers} layer(s), skip "
-        f"{'on' if config.skip else 'off'}{knob_text}, on {train_seconds:.1f} s "
+        f"{'on' if config.skip else 'off'}{knob_text}, on {train_seconds:.1f} s in "
+        f"{config.batch} streams "
         f"({config.device}, {torch.get_num_threads()} threads); budget {config.minutes:g} min. "
         "Ctrl-C stops early and keeps the best model.")
     try:
