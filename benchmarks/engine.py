@@ -1,25 +1,25 @@
-"""Engine speed: ampnet's Numba engine against torch.nn.LSTM streamed with carried state.
+"""Engine speed: ampnet's Numba engine against torch.nn.LSTM / nn.GRU streamed with
+carried state.
 
 CPU time per second of 48 kHz audio on one thread, for several hidden sizes and
-block sizes, with the median and worst single-block times; plus the wall time of
+block sizes of each architecture (LSTM 16-64, GRU 32 and 64), with the median and worst single-block times; plus the wall time of
 a second ``ampnet render`` start (Numba cache warm) on a 1 s file. ampnet and torch
 run in interleaved passes; each reports its best pass (what the machine can do) and
 its median pass, and the speed-up is also given per round.
 
-ampnet is measured twice: through ``LSTMEngine.process`` called from Python once per
+ampnet is measured twice: through ``Engine.process`` called from Python once per
 block (what ``render`` and library users do; about 0.65 us of call overhead per
 block), and through the same compiled kernel called once per block from compiled
 code, as ``ampnet live``'s audio callback calls it (no Python between blocks; the
 like-for-like comparison with a C++ engine's per-block figure).
 
-    python benchmarks/engine.py [--seconds 3] [--out benchmarks/results/engine.json]
+    python benchmarks/engine.py [--seconds 3] [--cells lstm gru] [--out benchmarks/results/engine.json]
 
 Needs the test extra (torch). Not a test: it asserts nothing, it measures.
 """
 
 import argparse
 import json
-import os
 import platform
 import subprocess
 import sys
@@ -32,15 +32,16 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from ampnet.engine import LSTMEngine, lstm_kernel
+from ampnet.engine import Engine, gru_kernel, lstm_kernel
 from ampnet.formats import save_model
 from ampnet.live.rt_kernel import cycle_counter, cycles_per_second
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from machine import machine_facts  # noqa: E402
 from tests.signals import guitar_like, random_model  # noqa: E402
 
 RATE = 48000
-HIDDEN_SIZES = [16, 24, 32, 40, 64]
+HIDDEN_SIZES = {"lstm": [16, 24, 32, 40, 64], "gru": [32, 64]}
 BLOCK_SIZES = [32, 64, 128, 2048]
 # RTNeural's figures on this machine class (2-core AMD EPYC), block 64, ms CPU per s of audio.
 TARGETS_MS = {16: 5.2, 32: 8.3, 40: 13.1, 64: 36.6}
@@ -63,13 +64,17 @@ def time_blocks(process, audio, block):
 
 
 @numba.njit
-def _compiled_blocks(audio, out, params, state, block, cycles):
-    """Run the engine's kernel over ``audio`` in blocks of ``block`` samples from compiled
-    code; ``cycles[i]`` gets block ``i``'s duration in cycle-counter ticks."""
+def _compiled_blocks(audio, out, params, state, block, cycles, gru):
+    """Run the engine's kernel (the GRU's when ``gru``) over ``audio`` in blocks of
+    ``block`` samples from compiled code; ``cycles[i]`` gets block ``i``'s duration in
+    cycle-counter ticks."""
     for i in range(cycles.size):
         start = cycle_counter()
-        lstm_kernel._run_channel(audio[i * block:(i + 1) * block], out[i * block:(i + 1) * block],
-                                 params, state)
+        x, y = audio[i * block:(i + 1) * block], out[i * block:(i + 1) * block]
+        if gru:
+            gru_kernel._run_channel(x, y, params, state)
+        else:
+            lstm_kernel._run_channel(x, y, params, state)
         cycles[i] = cycle_counter() - start
 
 
@@ -79,7 +84,8 @@ class CompiledStream:
     :func:`time_blocks`."""
 
     def __init__(self, model):
-        self.engine = LSTMEngine(model)
+        self.engine = Engine(model)
+        self.gru = model.CELL == "gru"
         self.ticks_per_second = cycles_per_second()
 
     def reset(self):
@@ -89,10 +95,11 @@ class CompiledStream:
         params, state = self.engine.kernel_arrays()
         out = np.empty_like(audio)
         cycles = np.empty(audio.size // block, dtype=np.int64)
-        _compiled_blocks(audio[:block], out[:block], params, state, block, cycles[:1])  # compile
+        _compiled_blocks(audio[:block], out[:block], params, state, block, cycles[:1],
+                         self.gru)  # compile
         self.reset()
         cpu_start = time.thread_time()
-        _compiled_blocks(audio, out, params, state, block, cycles)
+        _compiled_blocks(audio, out, params, state, block, cycles, self.gru)
         return time.thread_time() - cpu_start, cycles / self.ticks_per_second
 
 
@@ -100,7 +107,7 @@ class AmpnetStream:
     """ampnet's engine, streamed block by block into a preallocated block."""
 
     def __init__(self, model, block):
-        self.engine = LSTMEngine(model)
+        self.engine = Engine(model)
         self.out = np.empty(block, dtype=np.float32)
 
     def reset(self):
@@ -111,10 +118,11 @@ class AmpnetStream:
 
 
 class TorchStream:
-    """torch.nn.LSTM + Linear + skip, streamed block by block with carried state."""
+    """torch.nn.LSTM (or nn.GRU) + Linear + skip, streamed block by block with carried state."""
 
     def __init__(self, model):
-        self.lstm = torch.nn.LSTM(1, model.hidden_size, model.num_layers, batch_first=True)
+        cell = torch.nn.LSTM if model.CELL == "lstm" else torch.nn.GRU
+        self.lstm = cell(1, model.hidden_size, model.num_layers, batch_first=True)
         self.head = torch.nn.Linear(model.hidden_size, 1)
         self.state = None
 
@@ -174,15 +182,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="audio per ampnet pass")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved passes of each")
+    parser.add_argument("--cells", nargs="+", default=["lstm", "gru"], choices=list(HIDDEN_SIZES))
     parser.add_argument("--out", default="benchmarks/results/engine.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
     audio = guitar_like(args.seconds, RATE, seed=1)
     rows = []
-    print(f"{'H':>3} {'block':>5} | ms/s best median | {'median us':>9} {'worst us':>9} | "
+    print(f"{'cell':>4} {'H':>3} {'block':>5} | ms/s best median | {'median us':>9} {'worst us':>9} | "
           f"compiled ms/s | {'torch ms/s':>10} | speed-up (least round) | target")
-    for hidden in HIDDEN_SIZES:
-        model = random_model(hidden, 1, seed=hidden)
+    cases = [(cell, hidden) for cell in args.cells for hidden in HIDDEN_SIZES[cell]]
+    for cell, hidden in cases:
+        model = random_model(hidden, 1, seed=hidden, cell=cell)
         for block in BLOCK_SIZES:
             torch_audio = audio[: max(block, int(min(args.seconds, 1.0) * RATE) // block * block)]
             passes = compare(model, audio, torch_audio, block, args.rounds)
@@ -191,11 +201,11 @@ def main():
             ratio = theirs["cpu_ms_per_s"] / ours["cpu_ms_per_s"]
             round_ratios = [(t[0] / t[1].size) / (a[0] / a[1].size)
                             for a, t in zip(passes["ampnet"], passes["torch"])]
-            target = TARGETS_MS.get(hidden) if block == 64 else None
-            rows.append({"hidden": hidden, "layers": 1, "block": block, "ampnet": ours,
+            target = TARGETS_MS.get(hidden) if block == 64 and cell == "lstm" else None
+            rows.append({"cell": cell, "hidden": hidden, "layers": 1, "block": block, "ampnet": ours,
                          "ampnet_compiled_driver": compiled, "torch": theirs, "speedup_vs_torch": ratio,
                          "speedup_vs_torch_per_round": round_ratios, "target_ms_per_s": target})
-            print(f"{hidden:>3} {block:>5} | {ours['cpu_ms_per_s']:>6.2f} {ours['cpu_ms_per_s_median']:>6.2f} | "
+            print(f"{cell:>4} {hidden:>3} {block:>5} | {ours['cpu_ms_per_s']:>6.2f} {ours['cpu_ms_per_s_median']:>6.2f} | "
                   f"{ours['median_block_us']:>9.1f} {ours['worst_block_us']:>9.1f} | "
                   f"{compiled['cpu_ms_per_s']:>6.2f} {compiled['cpu_ms_per_s_median']:>6.2f} | "
                   f"{theirs['cpu_ms_per_s']:>10.1f} | {ratio:>6.1f}x ({min(round_ratios):.1f}x) | "
@@ -205,8 +215,8 @@ def main():
         save_model(random_model(32, 1), model_path)
         second_start = second_start_seconds(model_path)
     print(f"second `ampnet render` start on a 1 s file (cache warm): {second_start:.2f} s (target < 2 s)")
-    result = {"machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
-                          "python": platform.python_version(), "torch": torch.__version__},
+    result = {"machine": machine_facts() | {"python": platform.python_version(),
+                                             "torch": torch.__version__},
               "sample_rate": RATE, "seconds_per_measurement": args.seconds, "rounds": args.rounds,
               "rows": rows,
               "second_render_start_s": second_start}

@@ -2,7 +2,7 @@
 
 Chain: noise gate -> LSTM-32 -> tone stack (4 biquads) -> cabinet IR (500 ms at
 48 kHz, synthetic) -> DC blocker, at block 64. Baselines: the same LSTM as a
-one-processor chain, and through :class:`~ampnet.engine.LSTMEngine`. Reports CPU
+one-processor chain, and through :class:`~ampnet.engine.Engine`. Reports CPU
 time per second of audio (best of several interleaved passes), the median and
 worst block times, and the chain/LSTM ratio (target: at most 1.5), from the best
 passes and per interleaved pass. Also the cabinet alone at several partition sizes.
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from ampnet.engine import LSTMEngine
+from ampnet.engine import Engine
 from ampnet.host.chain import Chain
 from ampnet.host.processors import Cabinet, DCBlocker, NeuralModel, NoiseGate, ToneStack
 
@@ -69,7 +69,7 @@ def main():
         sf.write(str(ir_path), (0.5 * rng.standard_normal(t.size) * np.exp(-t / 0.08)).astype(np.float32),
                  RATE, subtype="FLOAT")
         contenders = {
-            "lstm32 (engine)": LSTMEngine(model).process,
+            "lstm32 (engine)": Engine(model).process,
             "lstm32 (chain)": Chain([NeuralModel(model)], RATE, max_block=BLOCK).process,
             "gate+lstm32+eq+ir500ms+dc": Chain(
                 [NoiseGate(threshold_db=-70), NeuralModel(model),

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ampnet.formats.model import Knob, LSTMLayer, LSTMModel
+from ampnet.formats.model import CELLS, Knob, RecurrentLayer
 from ampnet.host.loudness import reference_guitar
 
 
@@ -12,8 +12,9 @@ def guitar_like(seconds=1.0, sample_rate=48000, seed=0, level=0.5):
 
 
 def random_model(hidden=8, layers=1, knobs=0, skip=True, seed=0, weight_scale=1.0,
-                 input_scale=1.0, output_gain=1.0, sample_rate=48000.0):
-    """An LSTMModel with PyTorch's default initialisation (uniform in +-1/sqrt(hidden))."""
+                 input_scale=1.0, output_gain=1.0, sample_rate=48000.0, cell="lstm"):
+    """An LSTMModel (or a GRUModel, ``cell="gru"``) with PyTorch's default
+    initialisation (uniform in +-1/sqrt(hidden))."""
     rng = np.random.default_rng(seed)
     bound = weight_scale / np.sqrt(hidden)
 
@@ -21,10 +22,12 @@ def random_model(hidden=8, layers=1, knobs=0, skip=True, seed=0, weight_scale=1.
         return rng.uniform(-bound, bound, shape).astype(np.float32)
 
     input_size = 1 + knobs
-    return LSTMModel(
+    model_class = CELLS[cell]
+    g = model_class.GATES * hidden
+    return model_class(
         hidden_size=hidden,
-        layers=[LSTMLayer(uniform(4 * hidden, input_size if i == 0 else hidden),
-                          uniform(4 * hidden, hidden), uniform(4 * hidden), uniform(4 * hidden))
+        layers=[RecurrentLayer(uniform(g, input_size if i == 0 else hidden),
+                               uniform(g, hidden), uniform(g), uniform(g))
                 for i in range(layers)],
         head_weight=uniform(1, hidden), head_bias=uniform(1), sample_rate=sample_rate,
         skip=skip, input_scale=input_scale, output_gain=output_gain,
@@ -33,10 +36,10 @@ def random_model(hidden=8, layers=1, knobs=0, skip=True, seed=0, weight_scale=1.
 
 
 def simplernn_document(model):
-    """``model`` (one LSTM layer) as a GuitarML "SimpleRNN" JSON document (Proteus)."""
+    """``model`` (one LSTM or GRU layer) as a GuitarML "SimpleRNN" JSON document (Proteus)."""
     layer = model.layers[0]
     return {"model_data": {"model": "SimpleRNN", "input_size": model.input_size, "skip": 1,
-                           "output_size": 1, "unit_type": "LSTM", "num_layers": 1,
+                           "output_size": 1, "unit_type": model.CELL.upper(), "num_layers": 1,
                            "hidden_size": model.hidden_size, "bias_fl": True},
             "state_dict": {"rec.weight_ih_l0": layer.weight_ih.tolist(),
                            "rec.weight_hh_l0": layer.weight_hh.tolist(),

@@ -5,7 +5,7 @@ import numba
 import numpy as np
 import pytest
 
-from ampnet.engine import LSTMEngine, lstm_kernel
+from ampnet.engine import Engine, lstm_kernel
 from ampnet.engine.activations import sigmoid32, tanh32
 from tests.allocation import repeated_calls, traced_growth_and_peak
 from tests.signals import guitar_like, random_model
@@ -16,11 +16,11 @@ TEN_SECONDS = guitar_like(10.0, seed=1)
 
 
 def run_whole(model, audio):
-    return LSTMEngine(model).process(audio.copy())
+    return Engine(model).process(audio.copy())
 
 
 def run_in_blocks(model, audio, sizes):
-    engine = LSTMEngine(model)
+    engine = Engine(model)
     out = np.empty_like(audio)
     start, i = 0, 0
     while start < audio.size:
@@ -91,7 +91,7 @@ def test_any_block_size_equals_one_whole_pass(sizes):
 
 def test_reset_restores_initial_state():
     model = random_model(16, 1, seed=2)
-    engine = LSTMEngine(model)
+    engine = Engine(model)
     audio = TEN_SECONDS[:4800]
     first = engine.process(audio.copy())
     engine.process(TEN_SECONDS[4800:9600].copy())
@@ -102,7 +102,7 @@ def test_reset_restores_initial_state():
 def test_channels_have_their_own_state():
     model = random_model(16, 2, seed=6)
     left, right = TEN_SECONDS[:24000], guitar_like(0.5, seed=11)
-    engine = LSTMEngine(model, channels=2)
+    engine = Engine(model, channels=2)
     out = np.empty((2, 24000), dtype=np.float32)
     for start in range(0, 24000, 64):
         block = np.ascontiguousarray(np.stack([left[start:start + 64], right[start:start + 64]]))
@@ -113,10 +113,10 @@ def test_channels_have_their_own_state():
 
 def test_process_allocates_nothing():
     model = random_model(32, 2, seed=8)
-    engine = LSTMEngine(model, channels=2)
+    engine = Engine(model, channels=2)
     block = np.ascontiguousarray(np.stack([TEN_SECONDS[:4096]] * 2))
     out = np.empty_like(block)
-    mono_engine = LSTMEngine(model)
+    mono_engine = Engine(model)
     mono, mono_out = TEN_SECONDS[:4096].copy(), np.empty(4096, dtype=np.float32)
     grown, peak = traced_growth_and_peak(
         repeated_calls((engine.process, block, out), (mono_engine.process, mono, mono_out)), 100, 500)
@@ -128,7 +128,7 @@ def test_process_allocates_nothing():
 
 
 def test_rejects_wrong_dtype_or_layout_with_clear_message():
-    engine = LSTMEngine(random_model(8, 1), channels=2)
+    engine = Engine(random_model(8, 1), channels=2)
     with pytest.raises(TypeError, match="float32"):
         engine.process(np.zeros((2, 16)))
     with pytest.raises(TypeError, match="C-contiguous"):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from ampnet.cli import main
-from ampnet.engine import LSTMEngine
+from ampnet.engine import Engine
 from ampnet.formats import load_model, save_model
 from tests.signals import guitar_like, random_model
 
@@ -18,7 +18,7 @@ AIDAX_FILES = Path(__file__).resolve().parents[2] / "shared" / "data" / "models"
 
 
 def output(model, audio=AUDIO):
-    return LSTMEngine(model).process(audio.copy())
+    return Engine(model).process(audio.copy())
 
 
 def convert(tmp_path, model, name, *extra):
@@ -158,7 +158,7 @@ def test_refusals_say_why_and_what_to_do(tmp_path, capsys):
     assert code == 2 and not target.exists()
     assert "NAM's LSTM has no skip path" in err and "ampnet train --no-skip" in err
     code, _ = convert(tmp_path, random_model(16, 2), "amp.aidax")
-    assert code == 2 and "AIDA-X runs one LSTM layer" in capsys.readouterr().err
+    assert code == 2 and "AIDA-X runs one recurrent layer" in capsys.readouterr().err
     code, _ = convert(tmp_path, random_model(10, 1), "amp.aidax")
     assert code == 2 and "hidden sizes 8, 12, 16" in capsys.readouterr().err
     code, _ = convert(tmp_path, random_model(8, 1, knobs=1, skip=False), "amp.nam")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ampnet.cli import main
-from ampnet.engine import LSTMEngine
+from ampnet.engine import Engine
 from ampnet.errors import AmpnetError
 from ampnet.formats import load_model
 
@@ -18,7 +18,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "models"
 
 def stream(model, x, block=64):
     """Run ``x`` (frames,) or (frames, 1 + knobs) through the engine in blocks."""
-    engine = LSTMEngine(model)
+    engine = Engine(model)
     if x.ndim == 2:
         engine.knobs[:] = x[0, 1:]
         x = x[:, 0]
@@ -37,14 +37,15 @@ def test_nam_lstm_matches_the_official_package():
     assert np.max(np.abs(stream(model, x) - y)) < 1e-5
 
 
-@pytest.mark.parametrize("name", ["lstm_1d", "lstm_torch"])
+@pytest.mark.parametrize("name", ["lstm_1d", "lstm_torch", "gru_torch"])
 def test_rtneural_models_match_their_test_data(name):
     model = load_model(FIXTURES / "rtneural" / f"{name}.json")
     x = np.loadtxt(FIXTURES / "rtneural" / f"{name}_x_python.csv")
     y = np.loadtxt(FIXTURES / "rtneural" / f"{name}_y_python.csv")
     assert np.max(np.abs(stream(model, x) - y)) < 1e-5
-    if name == "lstm_torch":
-        assert model.num_layers == 4  # LSTM(1,8) then LSTM(8,8, 3 layers): one stack
+    if name != "lstm_1d":
+        assert model.num_layers == 4  # (1, 8) then (8, 8, 3 layers): one stack
+    assert model.CELL == name.split("_")[0]
 
 
 # High-gain captures amplify float32 rounding past 1e-5. Measured against the same model
@@ -78,7 +79,6 @@ def test_shared_models_match_reference_outputs(model_path, x_path, tolerance):
 
 @pytest.mark.parametrize("path,message", [
     ("nam/wavenet.nam", "WaveNet"),
-    ("rtneural/gru_torch.json", "GRU"),
     ("rtneural/lstm.json", "layer sequence"),
 ])
 def test_unsupported_architectures_are_named(path, message):

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ampnet.engine import LSTMEngine
+from ampnet.engine import Engine
 from ampnet.errors import AmpnetError
 from ampnet.formats import export, load_model, save_model
 from ampnet.formats.ampnet_json import model_to_dict
@@ -112,7 +112,7 @@ def assert_clean(load):
         assert "damaged or not a model file ampnet reads" not in str(err), str(err)
         return
     check_model(model, "fuzzed")
-    LSTMEngine(model).process(np.full(64, 0.1, np.float32))
+    Engine(model).process(np.full(64, 0.1, np.float32))
 
 
 @pytest.mark.parametrize("fmt", sorted(VALID))

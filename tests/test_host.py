@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ampnet.engine import LSTMEngine, lstm_kernel
+from ampnet.engine import Engine, lstm_kernel
 from ampnet.errors import AmpnetError
 from ampnet.formats import save_model
 from ampnet.host import kernels
@@ -149,7 +149,7 @@ def test_gain_and_mix_are_what_they_say():
 
 def test_model_in_a_chain_equals_the_engine():
     model = random_model(16, 2, seed=2)
-    np.testing.assert_array_equal(run([NeuralModel(model)]), LSTMEngine(model).process(AUDIO.copy()))
+    np.testing.assert_array_equal(run([NeuralModel(model)]), Engine(model).process(AUDIO.copy()))
 
 
 def test_loudness_normalisation_levels_models():
@@ -211,8 +211,8 @@ def test_parameter_changes_glide_without_clicks():
 def test_knob_change_glides_and_reaches_the_new_value():
     model = random_model(8, 1, knobs=1, seed=10)
     chain = Chain([NeuralModel(model)], RATE, max_block=64)
-    at_start = LSTMEngine(model)
-    at_end = LSTMEngine(model)
+    at_start = Engine(model)
+    at_end = Engine(model)
     at_end.knobs[0] = 0.9
     chain.process(AUDIO[:RATE].copy())
     at_start.process(AUDIO[:RATE].copy())
@@ -279,7 +279,7 @@ bypass = true
     chain = spec.build(RATE)
     assert [p.type_name for p in chain.processors] == ["gate", "model", "cabinet"]
     assert chain.processors[1].values["knob0"] == 0.8 and chain.bypassed(2)
-    engine = LSTMEngine(model)
+    engine = Engine(model)
     engine.knobs[0] = 0.8
     loud = guitar_like(1.0, seed=13)  # well above the gate's threshold from the start
     expected = NoiseGate(threshold_db=-70)  # the gate's attack is the only difference

@@ -15,7 +15,7 @@ torch = pytest.importorskip("torch")
 signal = pytest.importorskip("scipy.signal")
 
 from ampnet.cli import main  # noqa: E402
-from ampnet.engine import LSTMEngine  # noqa: E402
+from ampnet.engine import Engine  # noqa: E402
 from ampnet.errors import AmpnetError  # noqa: E402
 from ampnet.formats import load_model  # noqa: E402
 from ampnet.train.captures import (Capture, CaptureSet, KnobDeclaration, knobs_of,  # noqa: E402
@@ -75,7 +75,7 @@ def test_a_knob_model_plays_unseen_settings_better_than_the_nearest_capture(sess
     assert (model.knobs[0].minimum, model.knobs[0].maximum, model.knobs[0].default) == (0, 10, 5)
     for drive in UNSEEN:
         target = knob_device(dry_val, drive)
-        engine = LSTMEngine(model)
+        engine = Engine(model)
         engine.set_knobs({"drive": 10 * drive})  # the user's units: 0..10
         output = engine.process(dry_val.copy())
         lag = -model.metadata["latency_samples"]  # the model plays this many samples late
@@ -238,7 +238,7 @@ def test_normalized_knob_inputs_play_like_the_network_fed_normalized_values():
     model = net.to_model(RATE, {}, knobs)
     assert model.knob_inputs == "normalized"
     x = guitar_like(0.5, seed=2)
-    engine = LSTMEngine(model)
+    engine = Engine(model)
     engine.set_knobs({"gain_db": 6.0, "freq_hz": 2500.0})
     ours = engine.process(x.copy())
     inputs = np.stack([x, np.full_like(x, 0.75), np.full_like(x, 2400 / 7900)], axis=-1)
@@ -264,7 +264,7 @@ def test_a_knob_model_round_trips_through_aidax_and_refuses_nam(tmp_path, capsys
     assert [(k.name, k.minimum, k.maximum, k.default) for k in back.knobs] == [("drive", 0, 10, 5)]
     x = guitar_like(0.5, seed=6)
     for value in (0.0, 3.0, 10.0):
-        a, b = LSTMEngine(model), LSTMEngine(back)
+        a, b = Engine(model), Engine(back)
         a.set_knobs({"drive": value})
         b.set_knobs({"drive": value})
         assert np.max(np.abs(a.process(x.copy()) - b.process(x.copy()))) < 1e-6
@@ -352,6 +352,6 @@ def test_aidadsp_conditioned_model_round_trips_with_its_layout(tmp_path):
     back = load_model(tmp_path / "back.json")
     x = guitar_like(0.5, seed=10)
     for value in (0.0, 0.3, 1.0):
-        a, b = LSTMEngine(model), LSTMEngine(back)
+        a, b = Engine(model), Engine(back)
         a.knobs[0] = b.knobs[0] = value
         assert np.array_equal(a.process(x.copy()), b.process(x.copy()))

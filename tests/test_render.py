@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 
 from ampnet.cli import main
-from ampnet.engine import LSTMEngine
+from ampnet.engine import Engine
 from ampnet.formats import save_model
 from tests.signals import guitar_like, random_model
 
@@ -47,7 +47,7 @@ def test_render_equals_engine_and_keeps_rate_channels_length_subtype(tmp_path, m
     got, _ = sf.read(str(out), dtype="float32", always_2d=True)
     from ampnet.formats import load_model
     read_back, _ = sf.read(str(src), dtype="float32", always_2d=True)
-    expected = LSTMEngine(load_model(model_path), channels=2).process(np.ascontiguousarray(read_back.T))
+    expected = Engine(load_model(model_path), channels=2).process(np.ascontiguousarray(read_back.T))
     expected = np.clip(expected, -1, 1)
     assert np.max(np.abs(got.T - expected)) < 2 ** -22  # 24-bit quantisation
 

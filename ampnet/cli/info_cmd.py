@@ -4,7 +4,7 @@ import time
 
 import numpy as np
 
-from ampnet.engine import LSTMEngine
+from ampnet.engine import Engine
 from ampnet.formats import load_model
 
 BENCH_BLOCK = 64
@@ -21,7 +21,7 @@ def run(args):
     model = load_model(args.model)
     print(f"{args.model}")
     print(f"  name:          {model.name}")
-    print(f"  architecture:  LSTM, {model.num_layers} layer(s) x {model.hidden_size} hidden, "
+    print(f"  architecture:  {model.architecture}, "
           f"input size {model.input_size}, linear output")
     print(f"  parameters:    {model.parameter_count}")
     print(f"  sample rate:   {model.sample_rate:g} Hz")
@@ -40,7 +40,7 @@ def run(args):
 
 def measure_cpu_ms_per_second(model, block=BENCH_BLOCK, seconds=BENCH_SECONDS):
     """Median CPU milliseconds per second of audio, over 5 runs of ``seconds`` of noise."""
-    engine = LSTMEngine(model)
+    engine = Engine(model)
     frames = int(seconds * model.sample_rate) // block * block
     audio = (np.random.default_rng(0).standard_normal(frames) * 0.1).astype(np.float32)
     out = np.empty_like(audio)

@@ -1,5 +1,5 @@
 """The streaming engine: Numba-compiled processors with a block-by-block contract."""
 
-from ampnet.engine.lstm_engine import LSTMEngine
+from ampnet.engine.streaming import ARCHITECTURES, Engine, layout
 
-__all__ = ["LSTMEngine"]
+__all__ = ["ARCHITECTURES", "Engine", "layout"]

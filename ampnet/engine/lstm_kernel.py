@@ -1,6 +1,6 @@
 """Numba kernels that run a stacked LSTM with a linear head, one sample at a time.
 
-Memory layout (all float32, built once by :class:`ampnet.engine.LSTMEngine`).
+Memory layout (all float32, built once by :class:`ampnet.engine.Engine`).
 The kernels take just four arrays, ``(x, y, params, state)``, because each array
 argument costs time to unpack on every call.
 
@@ -60,7 +60,7 @@ _JIT = dict(cache=True, fastmath={"contract"}, error_model="numpy")
 
 
 @intrinsic
-def _stack_float32(typingctx, size):
+def stack_float32(typingctx, size):
     """A pointer to ``size`` (a compile-time constant) float32 values on the stack."""
     if not isinstance(size, types.IntegerLiteral):
         return None
@@ -89,7 +89,7 @@ def _tile_pass(width):
 
     @numba.njit(inline="always", **_JIT)
     def tile_pass(gates, g_off, params, b_off, w_off, vin, v_off, rows):
-        acc = numba.carray(_stack_float32(width), width)
+        acc = numba.carray(stack_float32(width), width)
         for k in range(width):
             acc[k] = params[b_off + _U(k)]
         for r in range(rows):
@@ -122,7 +122,7 @@ def dot(a, a_off, b, b_off, n):
 def _run_channel(x, y, params, state):
     """Process one channel: ``x`` and ``y`` are 1-D float32 views of equal length
     (they may be the same array); ``state`` is this channel's state row."""
-    gates = numba.carray(_stack_float32(GATE_BUFFER), GATE_BUFFER)
+    gates = numba.carray(stack_float32(GATE_BUFFER), GATE_BUFFER)
     in_scale = params[0]
     skip_gain = params[1]
     out_gain = params[2]

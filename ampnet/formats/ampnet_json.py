@@ -13,7 +13,8 @@ import numpy as np
 
 from ampnet import limits
 from ampnet.errors import AmpnetError, ModelFileError
-from ampnet.formats.model import Knob, LSTMLayer, LSTMModel, check_model, check_size, float32_array
+from ampnet.formats.model import (CELLS, Knob, RecurrentLayer, RecurrentModel, check_model,
+                                  check_size, float32_array)
 from ampnet.io.files import write_text_atomic
 
 FORMAT_NAME = "ampnet"
@@ -46,7 +47,7 @@ def read_json(path):
                                          f"{str(err)[:80]})") from None
 
 
-def model_from_dict(doc, path) -> LSTMModel:
+def model_from_dict(doc, path) -> RecurrentModel:
     """Validate a parsed ampnet v1 document; ``path`` is only used in messages."""
     if not isinstance(doc, dict):
         raise ModelFileError(path, None, "expected a JSON object at the top level")
@@ -59,15 +60,16 @@ def model_from_dict(doc, path) -> LSTMModel:
                              f"version {FORMAT_VERSION} (upgrade ampnet for newer files)")
     arch = _get(doc, "architecture", dict, path)
     kind = _get(arch, "type", str, path, "architecture.type")
-    if kind != "lstm":
-        raise ModelFileError(path, "architecture.type",
-                             f"unsupported architecture {kind!r}; ampnet runs \"lstm\" models")
+    if kind not in CELLS:
+        raise ModelFileError(path, "architecture.type", f"unsupported architecture {kind!r}; "
+                             f"ampnet runs {' and '.join(map(repr, CELLS))} models")
+    cell = CELLS[kind]
     input_size = _get_int(arch, "input_size", path, "architecture.input_size", 1,
                           1 + limits.MAX_KNOBS)
     hidden = _get_int(arch, "hidden_size", path, "architecture.hidden_size", 1, limits.MAX_HIDDEN)
     num_layers = _get_int(arch, "num_layers", path, "architecture.num_layers", 1,
                           limits.MAX_LAYERS)
-    check_size(hidden, num_layers, input_size, path, "architecture")
+    check_size(hidden, num_layers, input_size, path, "architecture", kind)
 
     skip = _get(doc, "skip", bool, path)
     input_scale = _get_number(doc, "input_scale", path)
@@ -93,53 +95,59 @@ def model_from_dict(doc, path) -> LSTMModel:
     knob_inputs = doc.get("knob_inputs", "value")  # checked by check_model
 
     weights = _get(doc, "weights", dict, path)
-    g4 = 4 * hidden
+    g4 = cell.GATES * hidden
+    prefix = f"{kind}."
     layers = []
     for layer in range(num_layers):
         n_in = input_size if layer == 0 else hidden
-        layers.append(LSTMLayer(
-            weight_ih=_tensor(weights, f"lstm.weight_ih_l{layer}", (g4, n_in), path),
-            weight_hh=_tensor(weights, f"lstm.weight_hh_l{layer}", (g4, hidden), path),
-            bias_ih=_tensor(weights, f"lstm.bias_ih_l{layer}", (g4,), path),
-            bias_hh=_tensor(weights, f"lstm.bias_hh_l{layer}", (g4,), path)))
+        layers.append(RecurrentLayer(
+            weight_ih=_tensor(weights, f"{prefix}weight_ih_l{layer}", (g4, n_in), path),
+            weight_hh=_tensor(weights, f"{prefix}weight_hh_l{layer}", (g4, hidden), path),
+            bias_ih=_tensor(weights, f"{prefix}bias_ih_l{layer}", (g4,), path),
+            bias_hh=_tensor(weights, f"{prefix}bias_hh_l{layer}", (g4,), path)))
     head_weight = _tensor(weights, "head.weight", (1, hidden), path)
     head_bias = _tensor(weights, "head.bias", (1,), path)
 
     initial_h = initial_c = None
     state = doc.get("initial_state")
     if state is not None:
-        if not isinstance(state, dict):
-            raise ModelFileError(path, "initial_state", "expected null or an object with h and c")
+        wanted = "h and c" if kind == "lstm" else "h (a GRU has no c)"
+        if not isinstance(state, dict) or (kind == "gru" and "c" in state):
+            raise ModelFileError(path, "initial_state", f"expected null or an object with {wanted}")
         initial_h = _tensor(state, "h", (num_layers, hidden), path, "initial_state")
-        initial_c = _tensor(state, "c", (num_layers, hidden), path, "initial_state")
+        if kind == "lstm":
+            initial_c = _tensor(state, "c", (num_layers, hidden), path, "initial_state")
 
     metadata = doc.get("metadata", {})
     if not isinstance(metadata, dict):
         raise ModelFileError(path, "metadata", "expected an object")
-    return check_model(LSTMModel(hidden_size=hidden, layers=layers, head_weight=head_weight,
+    return check_model(cell(hidden_size=hidden, layers=layers, head_weight=head_weight,
                                  head_bias=head_bias, sample_rate=float(sample_rate), skip=skip,
                                  input_scale=float(input_scale), output_gain=float(output_gain),
                                  knobs=knobs, knob_inputs=knob_inputs, initial_h=initial_h, initial_c=initial_c,
                                  metadata=metadata), path)
 
 
-def model_to_dict(model: LSTMModel) -> dict:
+def model_to_dict(model: RecurrentModel) -> dict:
     """The ampnet v1 document for ``model`` (weights written exactly as float32)."""
     weights = {}
+    cell = model.CELL
     for i, layer in enumerate(model.layers):
-        weights[f"lstm.weight_ih_l{i}"] = _tensor_doc(layer.weight_ih)
-        weights[f"lstm.weight_hh_l{i}"] = _tensor_doc(layer.weight_hh)
-        weights[f"lstm.bias_ih_l{i}"] = _tensor_doc(layer.bias_ih)
-        weights[f"lstm.bias_hh_l{i}"] = _tensor_doc(layer.bias_hh)
+        weights[f"{cell}.weight_ih_l{i}"] = _tensor_doc(layer.weight_ih)
+        weights[f"{cell}.weight_hh_l{i}"] = _tensor_doc(layer.weight_hh)
+        weights[f"{cell}.bias_ih_l{i}"] = _tensor_doc(layer.bias_ih)
+        weights[f"{cell}.bias_hh_l{i}"] = _tensor_doc(layer.bias_hh)
     weights["head.weight"] = _tensor_doc(model.head_weight)
     weights["head.bias"] = _tensor_doc(model.head_bias)
     state = None
     if model.initial_h is not None:
-        state = {"h": _tensor_doc(model.initial_h), "c": _tensor_doc(model.initial_c)}
+        state = {"h": _tensor_doc(model.initial_h)}
+        if model.initial_c is not None:
+            state["c"] = _tensor_doc(model.initial_c)
     return {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
-        "architecture": {"type": "lstm", "input_size": model.input_size,
+        "architecture": {"type": cell, "input_size": model.input_size,
                          "hidden_size": model.hidden_size, "num_layers": model.num_layers},
         "skip": bool(model.skip),
         "input_scale": float(model.input_scale),
@@ -154,7 +162,7 @@ def model_to_dict(model: LSTMModel) -> dict:
     }
 
 
-def save_model(model: LSTMModel, path, overwrite=False):
+def save_model(model: RecurrentModel, path, overwrite=False):
     """Write ``model`` to ``path`` atomically; refuse to replace a file unless ``overwrite``."""
     path = Path(path)
     if path.exists() and not overwrite:

@@ -21,7 +21,7 @@ import numpy as np
 
 from ampnet import __version__
 from ampnet.errors import AmpnetError
-from ampnet.formats.model import LSTMModel
+from ampnet.formats.model import RecurrentModel
 
 NAM_VERSION = "0.5.4"  # NeuralAmpModelerCore loads 0.5.0 to 0.7.0
 AIDAX_HIDDEN_SIZES = (8, 12, 16, 20, 24, 32, 40, 64, 80)
@@ -33,7 +33,7 @@ class ExportError(AmpnetError):
     """The model cannot be written in the target format; says why and what to do."""
 
 
-def _input_weights(model: LSTMModel, layer_index):
+def _input_weights(model: RecurrentModel, layer_index):
     """``W_ih`` of a layer with the input scale folded into layer 0's audio column."""
     weight = model.layers[layer_index].weight_ih.astype(np.float64)
     if layer_index == 0:
@@ -41,7 +41,7 @@ def _input_weights(model: LSTMModel, layer_index):
     return weight
 
 
-def _normalized_knob_inputs(model: LSTMModel):
+def _normalized_knob_inputs(model: RecurrentModel):
     """Layer 0's ``(W_ih, b_ih)`` for knob inputs normalised to 0..1 over their range
     (what AIDA-X feeds); exact (unchanged) for a model that already takes them so."""
     weight, bias = _input_weights(model, 0), model.layers[0].bias_ih.astype(np.float64)
@@ -55,8 +55,11 @@ def _normalized_knob_inputs(model: LSTMModel):
     return weight, bias
 
 
-def to_nam(model: LSTMModel) -> dict:
+def to_nam(model: RecurrentModel) -> dict:
     """A ``.nam`` document (architecture LSTM) with the same output as ``model``."""
+    if model.CELL != "lstm":
+        raise ExportError(f"this is a {model.CELL.upper()} model; NAM plays LSTM and WaveNet "
+                          "models only; export it to AIDA-X instead (--to aidax)")
     if model.knobs:
         raise ExportError(f"this model has knob inputs ({', '.join(k.name for k in model.knobs)}); "
                           "the NAM plugin feeds the audio only; export to AIDA-X instead (--to aidax)")
@@ -84,12 +87,12 @@ def to_nam(model: LSTMModel) -> dict:
             "sample_rate": float(model.sample_rate), "metadata": metadata}
 
 
-def to_aidax(model: LSTMModel, probe=None) -> tuple[dict, list]:
+def to_aidax(model: RecurrentModel, probe=None) -> tuple[dict, list]:
     """An AIDA-X JSON document and a list of notes (what was dropped, and why).
     ``probe`` (float32, up to 2048 samples) becomes ``input_batch``/``output_batch``,
     the reference output AIDA-X files carry."""
     if model.num_layers != 1:
-        raise ExportError(f"AIDA-X runs one LSTM layer; this model has {model.num_layers}; "
+        raise ExportError(f"AIDA-X runs one recurrent layer; this model has {model.num_layers}; "
                           "train with --layers 1 for AIDA-X")
     if model.hidden_size not in AIDAX_HIDDEN_SIZES:
         raise ExportError(f"AIDA-X runs hidden sizes {', '.join(map(str, AIDAX_HIDDEN_SIZES))}; this "
@@ -111,15 +114,23 @@ def to_aidax(model: LSTMModel, probe=None) -> tuple[dict, list]:
                      "2048 zeros through the model first")
     layer = model.layers[0]
     weight_ih, bias_ih = _normalized_knob_inputs(model)
+    if model.CELL == "lstm":
+        recurrent_weights = [_nested(weight_ih.T), _nested(layer.weight_hh.T),
+                             _nested(bias_ih + layer.bias_hh)]
+    else:  # PyTorch r, z, n -> Keras z, r, h; the two biases stay apart (reset_after)
+        hidden = model.hidden_size
+        order = np.concatenate([np.arange(hidden, 2 * hidden), np.arange(hidden),
+                                np.arange(2 * hidden, 3 * hidden)])
+        recurrent_weights = [_nested(weight_ih[order].T), _nested(layer.weight_hh[order].T),
+                             _nested(np.stack([bias_ih[order], layer.bias_hh[order]]))]
     doc = {
         "in_shape": [None, None, model.input_size],
         "in_skip": 1 if model.skip else 0,
         "in_gain": 0.0,
         "out_gain": out_gain_db,
         "layers": [
-            {"type": "lstm", "activation": "", "shape": [None, None, model.hidden_size],
-             "weights": [_nested(weight_ih.T), _nested(layer.weight_hh.T),
-                         _nested(bias_ih + layer.bias_hh)]},
+            {"type": model.CELL, "activation": "", "shape": [None, None, model.hidden_size],
+             "weights": recurrent_weights},
             {"type": "dense", "activation": "", "shape": [None, None, 1],
              "weights": [_nested(head_weight.T), _nested(head_bias)]},
         ],
@@ -130,11 +141,11 @@ def to_aidax(model: LSTMModel, probe=None) -> tuple[dict, list]:
     if model.knobs:  # AIDA-X has no names or defaults for its knob inputs; ampnet reads these back
         doc["metadata"]["knobs"] = [dataclasses.asdict(k) for k in model.knobs]
     if probe is not None and not model.knobs:
-        from ampnet.engine import LSTMEngine
+        from ampnet.engine import Engine
 
         zero_state = dataclasses.replace(model, initial_h=None, initial_c=None)
         doc["input_batch"] = [float(v) for v in probe]
-        doc["output_batch"] = [float(v) for v in LSTMEngine(zero_state).process(probe.copy())]
+        doc["output_batch"] = [float(v) for v in Engine(zero_state).process(probe.copy())]
     return doc, notes
 
 

@@ -1,20 +1,23 @@
-"""The in-memory model: a stacked LSTM with a linear head, as ampnet runs it.
+"""The in-memory model: a stacked recurrent network (LSTM or GRU) with a linear
+head, as ampnet runs it.
 
     y[n] = output_gain * (head(h_top[n]) + skip * x[n])
-    h_top[n] = LSTM(input_scale * x[n], knob inputs...)
+    h_top[n] = CELL(input_scale * x[n], knob inputs...)     CELL: LSTM or GRU
 
 A knob's input to the network is its value as given (``knob_inputs = "value"``)
 or, for models trained by ampnet and AIDA-X files, the value normalised over the
 knob's range, ``(value - min) / (max - min)`` (``knob_inputs = "normalized"``), so
 that users set knobs in their own units (dB, Hz, 0-10) while the network sees 0..1.
 
-Weights are float32 NumPy arrays in PyTorch's layout and gate order (i, f, g, o):
+Weights are float32 NumPy arrays in PyTorch's layout and gate order (LSTM: i, f,
+g, o; G = 4 gates. GRU: r, z, n; G = 3). Shown for the LSTM:
 ``weight_ih`` ``(4H, n_in)``, ``weight_hh`` ``(4H, H)``, ``bias_ih`` and
 ``bias_hh`` ``(4H,)`` per layer; ``head_weight`` ``(1, H)``; ``head_bias`` ``(1,)``.
 The head is linear: there is deliberately no output activation.
 """
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -33,7 +36,10 @@ class Knob:
 
 
 @dataclass
-class LSTMLayer:
+class RecurrentLayer:
+    """One layer's weights in PyTorch's layout: ``weight_ih`` ``(G*H, n_in)``,
+    ``weight_hh`` ``(G*H, H)``, ``bias_ih``/``bias_hh`` ``(G*H,)``, with G gates."""
+
     weight_ih: np.ndarray
     weight_hh: np.ndarray
     bias_ih: np.ndarray
@@ -41,8 +47,12 @@ class LSTMLayer:
 
 
 @dataclass
-class LSTMModel:
-    """A validated LSTM model; see the module docstring for the signal flow."""
+class RecurrentModel:
+    """A validated recurrent model (a subclass says which cell); see the module
+    docstring for the signal flow."""
+
+    CELL: ClassVar[str] = ""
+    GATES: ClassVar[int] = 0
 
     hidden_size: int
     layers: list
@@ -78,6 +88,11 @@ class LSTMModel:
     def name(self) -> str:
         return str(self.metadata.get("name", "unnamed model"))
 
+    @property
+    def architecture(self) -> str:
+        """One line: cell, layers, hidden size, e.g. ``LSTM, 1 layer(s) x 32 hidden``."""
+        return f"{self.CELL.upper()}, {self.num_layers} layer(s) x {self.hidden_size} hidden"
+
     def knob_affine(self):
         """``(scale, offset)``, float64 arrays ``(K,)``: the network's knob input is
         ``scale * value + offset`` for each knob value in the user's units."""
@@ -88,13 +103,34 @@ class LSTMModel:
         return 1.0 / span, -low / span
 
 
+@dataclass
+class LSTMModel(RecurrentModel):
+    """A stacked LSTM, PyTorch semantics and gate order (i, f, g, o)."""
+
+    CELL: ClassVar[str] = "lstm"
+    GATES: ClassVar[int] = 4
+
+
+@dataclass
+class GRUModel(RecurrentModel):
+    """A stacked GRU, PyTorch semantics and gate order (r, z, n): the reset gate
+    multiplies the recurrent product, biases included,
+    ``n = tanh(W_in x + b_in + r * (W_hn h + b_hn))``, ``h' = (1 - z) n + z h``.
+    No cell state: ``initial_c`` is always None."""
+
+    CELL: ClassVar[str] = "gru"
+    GATES: ClassVar[int] = 3
+
+
+CELLS = {"lstm": LSTMModel, "gru": GRUModel}
 KNOB_INPUTS = ("value", "normalized")
 
 
-def lstm_parameter_count(hidden, layers, input_size=1):
-    """Weights of an LSTM of ``layers`` x ``hidden`` with ``input_size`` inputs and a linear
-    head (two bias vectors per layer, as PyTorch keeps them)."""
-    return sum(4 * hidden * ((input_size if i == 0 else hidden) + hidden + 2)
+def recurrent_parameter_count(hidden, layers, input_size=1, gates=4):
+    """Weights of a recurrent network of ``layers`` x ``hidden`` with ``gates`` gates (LSTM
+    4, GRU 3), ``input_size`` inputs and a linear head (two bias vectors per layer, as
+    PyTorch keeps them)."""
+    return sum(gates * hidden * ((input_size if i == 0 else hidden) + hidden + 2)
                for i in range(layers)) + hidden + 1
 
 
@@ -107,24 +143,29 @@ def unnamed_knobs(input_size, path, field):
     return [Knob(f"param{i}") for i in range(1, input_size)]
 
 
-def check_size(hidden, layers, input_size, path, field):
-    """Raise :class:`~ampnet.errors.ModelFileError` when an LSTM of this shape is beyond
-    :mod:`ampnet.limits`; call it before reading or allocating any weights."""
-    count = lstm_parameter_count(hidden, min(layers, limits.MAX_LAYERS), input_size)
+def check_size(hidden, layers, input_size, path, field, cell="lstm"):
+    """Raise :class:`~ampnet.errors.ModelFileError` when a network of this shape and
+    ``cell`` is beyond :mod:`ampnet.limits`; call it before reading or allocating any
+    weights."""
+    count = recurrent_parameter_count(hidden, min(layers, limits.MAX_LAYERS), input_size,
+                                      CELLS[cell].GATES)
     if not (1 <= layers <= limits.MAX_LAYERS and 1 <= hidden <= limits.MAX_HIDDEN
             and count <= limits.MAX_PARAMETERS):
-        raise ModelFileError(path, field, f"an LSTM of {layers} x {hidden} is beyond what ampnet "
+        raise ModelFileError(path, field, f"an {cell.upper()} of {layers} x {hidden} is beyond what ampnet "
                              f"plays (at most {limits.MAX_LAYERS} layers, hidden size "
                              f"{limits.MAX_HIDDEN}, {limits.MAX_PARAMETERS:,} weights)")
 
 
-def check_model(model: LSTMModel, path) -> LSTMModel:
+def check_model(model: RecurrentModel, path) -> RecurrentModel:
     """Check ``model`` against :mod:`ampnet.limits` and for consistency: sizes, shapes,
     finite weights, plausible rate and gains, knob ranges. Every reader ends with this,
     so a model that loads is one the engine can run. Raises
     :class:`~ampnet.errors.ModelFileError` naming ``path`` and the field; returns ``model``."""
     hidden, n_layers = model.hidden_size, len(model.layers)
-    check_size(hidden, n_layers, model.input_size, path, "architecture")
+    if type(model) not in CELLS.values():
+        raise ModelFileError(path, "architecture", f"{type(model).__name__} is not a model "
+                             "ampnet runs")
+    check_size(hidden, n_layers, model.input_size, path, "architecture", model.CELL)
     if not isinstance(model.knob_inputs, str) or model.knob_inputs not in KNOB_INPUTS:
         raise ModelFileError(path, "knob_inputs", f"{model.knob_inputs!r}: expected "
                              f"{' or '.join(map(repr, KNOB_INPUTS))}")
@@ -141,7 +182,7 @@ def check_model(model: LSTMModel, path) -> LSTMModel:
     if not limits.finite_in(abs(model.output_gain), 0.0, limits.MAX_GAIN):
         raise ModelFileError(path, "output_gain", f"{model.output_gain!r} is not a usable output "
                              "gain (a finite number, at most +120 dB)")
-    g4 = 4 * hidden
+    g4 = model.GATES * hidden
     expected = {"head_weight": (1, hidden), "head_bias": (1,)}
     arrays = {"head_weight": model.head_weight, "head_bias": model.head_bias}
     for i, layer in enumerate(model.layers):
@@ -150,8 +191,10 @@ def check_model(model: LSTMModel, path) -> LSTMModel:
                             ("bias_ih", (g4,)), ("bias_hh", (g4,))):
             expected[f"layer {i} {name}"] = shape
             arrays[f"layer {i} {name}"] = getattr(layer, name)
+    if model.CELL == "gru" and model.initial_c is not None:
+        raise ModelFileError(path, "initial_c", "a GRU has no cell state")
     if model.initial_h is not None or model.initial_c is not None:
-        for name in ("initial_h", "initial_c"):
+        for name in ("initial_h",) if model.CELL == "gru" else ("initial_h", "initial_c"):
             expected[name] = (n_layers, hidden)
             arrays[name] = getattr(model, name)
     for name, shape in expected.items():

@@ -11,7 +11,7 @@ import numpy as np
 
 from ampnet import limits
 from ampnet.errors import ModelFileError
-from ampnet.formats.model import (LSTMLayer, LSTMModel, check_model, check_size, float32_array,
+from ampnet.formats.model import (RecurrentLayer, LSTMModel, check_model, check_size, float32_array,
                                   unnamed_knobs)
 
 DEFAULT_RATE = 48000.0
@@ -62,7 +62,7 @@ def model_from_nam(doc, path) -> LSTMModel:
         bias = take(4 * hidden, (4 * hidden,))
         h0.append(take(hidden, (hidden,)))
         c0.append(take(hidden, (hidden,)))
-        lstm_layers.append(LSTMLayer(np.ascontiguousarray(w[:, :n_in]), np.ascontiguousarray(w[:, n_in:]),
+        lstm_layers.append(RecurrentLayer(np.ascontiguousarray(w[:, :n_in]), np.ascontiguousarray(w[:, n_in:]),
                                      bias.copy(), np.zeros(4 * hidden, np.float32)))
     head_weight = take(hidden, (1, hidden)).copy()
     head_bias = take(1, (1,)).copy()

@@ -1,15 +1,19 @@
 """RTNeural JSON: the Keras-style layer list (also AIDA-X's ``.json``/``.aidax``) and
 RTNeural's PyTorch state-dict JSON.
 
-Keras style: ``layers = [lstm, dense]``; LSTM weights ``[kernel (in x 4H),
-recurrent (H x 4H), bias (4H)]`` (the transpose of PyTorch's, gates i, f, g, o),
-dense ``[kernel (H x 1), bias (1)]``. AIDA-X adds ``in_skip`` (0/1), ``in_gain`` and
+Keras style: ``layers = [lstm|gru, dense]``; LSTM weights ``[kernel (in x 4H),
+recurrent (H x 4H), bias (4H)]`` (the transpose of PyTorch's, gates i, f, g, o);
+GRU weights ``[kernel (in x 3H), recurrent (H x 3H), bias (2 x 3H)]`` in Keras's
+gate order z, r, h with the input and recurrent biases as two rows (Keras's
+``reset_after=True``, the GRU PyTorch and AIDA-X run); dense ``[kernel (H x 1),
+bias (1)]``. AIDA-X adds ``in_skip`` (0/1), ``in_gain`` and
 ``out_gain`` (dB) and ``metadata.samplerate``: ``y = g_out (net(g_in x) + skip g_in x)``.
 ampnet's skip adds the unscaled input, so the input gain is folded into the head
 and the output gain (exact up to float rounding).
 
-State-dict style: ``<prefix>weight_ih_l<k>`` etc. for one or more ``nn.LSTM``
-modules in a row (one stack of layers) and a ``<prefix>weight``/``bias`` linear head.
+State-dict style: ``<prefix>weight_ih_l<k>`` etc. for one or more ``nn.LSTM`` or
+``nn.GRU`` modules in a row (one stack of layers) and a ``<prefix>weight``/``bias``
+linear head.
 """
 
 import math
@@ -19,8 +23,8 @@ import numpy as np
 
 from ampnet import limits
 from ampnet.errors import ModelFileError
-from ampnet.formats.model import (Knob, LSTMLayer, LSTMModel, check_model, float32_array,
-                                  unnamed_knobs)
+from ampnet.formats.model import (GRUModel, Knob, LSTMModel, RecurrentLayer, RecurrentModel, check_model,
+                                  float32_array, unnamed_knobs)
 
 DEFAULT_RATE = 48000.0
 
@@ -65,16 +69,16 @@ def _sample_rate(value, path, field):
     return rate
 
 
-def model_from_keras(doc, path) -> LSTMModel:
+def model_from_keras(doc, path) -> RecurrentModel:
     layers = doc["layers"]
     kinds = [layer.get("type") for layer in layers[:3] if isinstance(layer, dict)]
-    if len(layers) != 2 or kinds != ["lstm", "dense"]:
-        raise ModelFileError(path, "layers", f"layer sequence {kinds}; ampnet runs an LSTM followed "
-                             "by one dense output layer (GRU, convolution and extra dense layers are "
-                             "not supported)")
+    if len(layers) != 2 or kinds not in (["lstm", "dense"], ["gru", "dense"]):
+        raise ModelFileError(path, "layers", f"layer sequence {kinds}; ampnet runs an LSTM or a GRU "
+                             "followed by one dense output layer (convolution and extra dense "
+                             "layers are not supported)")
     lstm, dense = layers
-    if "gru" in kinds:
-        raise ModelFileError(path, "layers", "this is a GRU model; ampnet runs LSTM models only")
+    cell = LSTMModel if kinds[0] == "lstm" else GRUModel
+    gates = cell.GATES
     if dense.get("activation"):
         raise ModelFileError(path, "layers[1].activation", f"{dense['activation']!r} on the output "
                              "layer is not supported (ampnet's output layer is linear)")
@@ -86,13 +90,14 @@ def model_from_keras(doc, path) -> LSTMModel:
                              "LSTM and [kernel, bias] for the dense layer") from None
     kernel = _array(kernel, path, "layers[0].weights[0]", 2)
     recurrent = _array(recurrent, path, "layers[0].weights[1]", 2)
-    bias = _array(bias, path, "layers[0].weights[2]", 1)
+    bias = _array(bias, path, "layers[0].weights[2]", 1 if cell is LSTMModel else 2)
     head_kernel = _array(head_kernel, path, "layers[1].weights[0]", 2)
     head_bias = _array(head_bias, path, "layers[1].weights[1]", 1)
     n_in, g4 = kernel.shape
-    hidden = g4 // 4
+    hidden = g4 // gates
     default_knobs = unnamed_knobs(n_in, path, "layers[0].weights[0]")
-    if (g4 % 4 or recurrent.shape != (hidden, g4) or bias.shape != (g4,)
+    bias_shape = (g4,) if cell is LSTMModel else (2, g4)
+    if (g4 % gates or recurrent.shape != (hidden, g4) or bias.shape != bias_shape
             or head_kernel.shape != (hidden, 1) or head_bias.shape != (1,)):
         raise ModelFileError(path, "layers[].weights", "weight shapes do not fit together "
                              f"(kernel {list(kernel.shape)}, recurrent {list(recurrent.shape)}, "
@@ -108,11 +113,20 @@ def model_from_keras(doc, path) -> LSTMModel:
     for key in ("author", "source", "style", "based", "dataset", "license", "esr", "description"):
         if meta.get(key) not in (None, ""):
             metadata[key] = meta[key]
+    if cell is LSTMModel:
+        layer = RecurrentLayer(np.ascontiguousarray(kernel.T), np.ascontiguousarray(recurrent.T),
+                               bias, np.zeros(g4, np.float32))
+    else:  # Keras z, r, h -> PyTorch r, z, n
+        order = np.concatenate([np.arange(hidden, 2 * hidden), np.arange(hidden),
+                                np.arange(2 * hidden, 3 * hidden)])
+        layer = RecurrentLayer(np.ascontiguousarray(kernel.T[order]),
+                               np.ascontiguousarray(recurrent.T[order]),
+                               np.ascontiguousarray(bias[0][order]),
+                               np.ascontiguousarray(bias[1][order]))
     # y = g_out (W h + b + s g_in x) = (g_out g_in) ((W h + b) / g_in + s x)
-    return check_model(LSTMModel(
+    return check_model(cell(
         hidden_size=hidden,
-        layers=[LSTMLayer(np.ascontiguousarray(kernel.T), np.ascontiguousarray(recurrent.T), bias,
-                          np.zeros(g4, np.float32))],
+        layers=[layer],
         head_weight=(head_kernel.T / np.float32(in_gain)).astype(np.float32),
         head_bias=(head_bias / np.float32(in_gain)).astype(np.float32),
         sample_rate=rate, skip=bool(skip), input_scale=in_gain, output_gain=out_gain * in_gain,
@@ -137,17 +151,17 @@ def _keras_knobs(meta, default_knobs):
     return default_knobs
 
 
-def model_from_state_dict(doc, path) -> LSTMModel:
+def model_from_state_dict(doc, path) -> RecurrentModel:
     layers = []
     for key in doc:
         match = re.fullmatch(r"(.*)weight_ih_l(\d+)", key)
         if match and len(layers) == limits.MAX_LAYERS:
-            raise ModelFileError(path, key, f"more than {limits.MAX_LAYERS} LSTM layers")
+            raise ModelFileError(path, key, f"more than {limits.MAX_LAYERS} recurrent layers")
         if match:
             prefix, k = match.groups()
             get = lambda name: _array(doc.get(f"{prefix}{name}_l{k}"), path, f"{prefix}{name}_l{k}",
                                       2 if name.startswith("weight") else 1)  # noqa: E731
-            layers.append(LSTMLayer(get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh")))
+            layers.append(RecurrentLayer(get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh")))
     heads = [k[:-len("weight")] for k in doc if k.endswith("weight") and not re.search(r"_l\d+$", k)]
     if len(heads) != 1:
         raise ModelFileError(path, None, "expected one linear output layer (<name>.weight, <name>.bias)")
@@ -155,18 +169,21 @@ def model_from_state_dict(doc, path) -> LSTMModel:
     head_bias = _array(doc.get(heads[0] + "bias"), path, heads[0] + "bias", 1)
     hidden = layers[0].weight_hh.shape[1]
     if hidden == 0:
-        raise ModelFileError(path, "weight_hh_l0", "an LSTM of hidden size 0")
-    if layers[0].weight_hh.shape[0] == 3 * hidden:
-        raise ModelFileError(path, None, "this is a GRU model; ampnet runs LSTM models only")
+        raise ModelFileError(path, "weight_hh_l0", "a network of hidden size 0")
+    cell = GRUModel if layers[0].weight_hh.shape[0] == 3 * hidden else LSTMModel
+    gates = cell.GATES
     for i, layer in enumerate(layers):
         n_in = layer.weight_ih.shape[1]
-        if (layer.weight_hh.shape != (4 * hidden, hidden) or layer.weight_ih.shape[0] != 4 * hidden
+        if (layer.weight_hh.shape != (gates * hidden, hidden)
+                or layer.weight_ih.shape[0] != gates * hidden
+                or layer.bias_ih.shape != (gates * hidden,) or layer.bias_hh.shape != (gates * hidden,)
                 or (i > 0 and n_in != hidden)):
-            raise ModelFileError(path, f"layer {i}", "LSTM layers must share one hidden size")
+            raise ModelFileError(path, f"layer {i}", f"{cell.CELL.upper()} layers must share one "
+                                 "hidden size (and be all LSTM or all GRU)")
     if head_weight.shape != (1, hidden):
         raise ModelFileError(path, heads[0] + "weight", f"shape {list(head_weight.shape)}; expected [1, {hidden}]")
     knobs = unnamed_knobs(layers[0].weight_ih.shape[1], path, "weight_ih_l0")
-    return check_model(LSTMModel(
+    return check_model(cell(
         hidden_size=hidden, layers=layers, head_weight=head_weight, head_bias=head_bias,
         sample_rate=DEFAULT_RATE, skip=False, knobs=knobs,
         metadata={"name": path.stem, "source_format": "RTNeural PyTorch JSON"}), path)

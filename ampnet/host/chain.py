@@ -9,7 +9,7 @@ added latency (every processor is zero-latency).
 
 import numpy as np
 
-from ampnet.engine.lstm_engine import aligned_zeros
+from ampnet.engine.packing import aligned_zeros
 from ampnet.host import kernels
 from ampnet.host.processors import SMOOTHING_MS, one_pole
 

@@ -36,10 +36,11 @@ allocates: slices are views.
 import numba
 import numpy as np
 
-from ampnet.engine import lstm_kernel
+from ampnet.engine import gru_kernel, lstm_kernel
 from ampnet.host.fft import irfft, rfft
 
-GAIN, GATE, LSTM, BIQUADS, CONVOLVER, MIX = range(6)
+GAIN, GATE, LSTM, BIQUADS, CONVOLVER, MIX, GRU = range(7)
+MODEL_KINDS = {"lstm": LSTM, "gru": GRU}  # a neural model's kind by its cell
 KIND, F32, F32_LEN, F64, F64_LEN, S32, S32_LEN, S64, S64_LEN, INIT32, INIT64 = range(11)
 TABLE_COLUMNS = 11
 F64_HEADER, S64_HEADER = 2, 1  # [wet_target, smoothing] and [wet]
@@ -104,11 +105,20 @@ def gate_run(y, dry, f, s):
 
 
 @numba.njit(cache=True)
-def lstm_run(y, params, f, state, s, smooth):
-    """A neural model: ``params`` as :func:`ampnet.engine.lstm_engine.pack_params` builds
-    it; ``f = [knob_count, knob targets...]``; ``s = [phase, knob values...]``.
+def _run_model(y, params, state, gru):
+    if gru:
+        gru_kernel._run_channel(y, y, params, state)
+    else:
+        lstm_kernel._run_channel(y, y, params, state)
 
-    While a knob moves, the LSTM runs in sub-blocks of ``KNOB_STEP`` samples aligned
+
+@numba.njit(cache=True)
+def model_run(y, params, f, state, s, smooth, gru):
+    """A neural model: ``params`` as its architecture's ``pack_params`` builds it (an
+    LSTM, or a GRU when ``gru``); ``f = [knob_count, knob targets...]``;
+    ``s = [phase, knob values...]``.
+
+    While a knob moves, the model runs in sub-blocks of ``KNOB_STEP`` samples aligned
     to the stream (``phase``) and the knob steps at each boundary."""
     knobs = int(f[0])
     moving = False
@@ -117,7 +127,7 @@ def lstm_run(y, params, f, state, s, smooth):
         moving = moving or s[1 + k] != f[1 + k]
     frames = y.shape[0]
     if not moving:
-        lstm_kernel._run_channel(y, y, params, state)
+        _run_model(y, params, state, gru)
         s[0] = (s[0] + frames) % KNOB_STEP
         return
     step = 1.0 - (1.0 - smooth) ** KNOB_STEP  # the same glide time as per-sample smoothing
@@ -129,8 +139,7 @@ def lstm_run(y, params, f, state, s, smooth):
                 s[1 + k] = _approach(s[1 + k], f[1 + k], step)
                 params[lstm_kernel.KNOBS + k] = s[1 + k]
         count = min(KNOB_STEP - phase, frames - start)
-        part = y[start:start + count]
-        lstm_kernel._run_channel(part, part, params, state)
+        _run_model(y[start:start + count], params, state, gru)
         s[0] = (phase + count) % KNOB_STEP
         start += count
 
@@ -230,8 +239,8 @@ def convolver_run(y, f, fa, s, sa):
     levels, P1 = int(fa[0]), int(fa[1])
     head = f[:P1]
     hist1 = s[:2 * P1]
-    acc = numba.carray(lstm_kernel._stack_float32(_SPECTRUM), _SPECTRUM)
-    acc_im = numba.carray(lstm_kernel._stack_float32(_SPECTRUM), _SPECTRUM)
+    acc = numba.carray(lstm_kernel.stack_float32(_SPECTRUM), _SPECTRUM)
+    acc_im = numba.carray(lstm_kernel.stack_float32(_SPECTRUM), _SPECTRUM)
     pos1 = int(sa[0])
     start = 0
     frames = y.shape[0]
@@ -351,8 +360,8 @@ def run_chain_channel(y, dry, before, channel, table, f32, f64, s32, s64):
             gain_run(y, fa, sa, smooth)
         elif kind == GATE:
             gate_run(y, dry, fa, sa)
-        elif kind == LSTM:
-            lstm_run(y, f, fa, s, sa, smooth)
+        elif kind == LSTM or kind == GRU:
+            model_run(y, f, fa, s, sa, smooth, kind == GRU)
         elif kind == BIQUADS:
             biquads_run(y, fa, sa, smooth)
         elif kind == CONVOLVER:

@@ -33,9 +33,9 @@ def reference_guitar(seconds=1.0, sample_rate=48000, seed=0, level=0.5):
 
 def model_loudness_dbfs(model, knob_values=None):
     """RMS output level (dBFS) of ``model`` for the reference signal."""
-    from ampnet.engine import LSTMEngine
+    from ampnet.engine import Engine
 
-    engine = LSTMEngine(model)
+    engine = Engine(model)
     engine.set_knobs(knob_values)
     rate = int(round(model.sample_rate))
     out = engine.process(reference_guitar(REFERENCE_SECONDS, rate, level=0.3))[rate // 4:]

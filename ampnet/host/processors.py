@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ampnet import limits
-from ampnet.engine.lstm_engine import initial_state, pack_params
+from ampnet.engine import layout
 from ampnet.errors import AmpnetError
 from ampnet.host import kernels
 from ampnet.host.fft import real_fft_tables
@@ -135,10 +135,12 @@ class NeuralModel(Processor):
     reference guitar signal comes out at ``LOUDNESS_TARGET_DBFS`` RMS, so that
     switching models keeps the level."""
 
-    kind, type_name = kernels.LSTM, "model"
+    type_name = "model"
 
     def __init__(self, model, path=None, normalize=False, **knob_values):
         self.model, self.path, self.normalize = model, path, bool(normalize)
+        self.kind = kernels.MODEL_KINDS[model.CELL]
+        self.layout = layout(model)
         self.PARAMS = {k.name: Param(k.default, k.minimum, k.maximum, "(knob)") for k in model.knobs}
         super().__init__(**knob_values)
         self.norm_gain = None  # set by prepare()
@@ -162,12 +164,12 @@ class NeuralModel(Processor):
 
     def constants(self, rate):
         self.prepare()
-        params = pack_params(self.model)
+        params = self.layout.pack_params(self.model)
         params[2] *= self.norm_gain  # the header's output gain
         return params
 
     def initial_s32(self, rate):
-        return initial_state(self.model)
+        return self.layout.initial_state(self.model)
 
     def targets(self, rate):
         return np.array([len(self.model.knobs)] + [self.values[k.name] for k in self.model.knobs],

@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 
 from ampnet import limits
-from ampnet.engine.lstm_engine import aligned_zeros
+from ampnet.engine.packing import aligned_zeros
 from ampnet.errors import AmpnetError
 from ampnet.host.processors import NeuralModel
 from ampnet.io.files import atomic_output

@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from ampnet.formats.model import LSTMLayer, LSTMModel
+from ampnet.formats.model import RecurrentLayer, LSTMModel
 
 
 class AmpLSTM(nn.Module):
@@ -40,7 +40,7 @@ class AmpLSTM(nn.Module):
         normalised over."""
         def array(t):
             return t.detach().cpu().float().numpy().copy()
-        layers = [LSTMLayer(array(getattr(self.lstm, f"weight_ih_l{i}")),
+        layers = [RecurrentLayer(array(getattr(self.lstm, f"weight_ih_l{i}")),
                             array(getattr(self.lstm, f"weight_hh_l{i}")),
                             array(getattr(self.lstm, f"bias_ih_l{i}")),
                             array(getattr(self.lstm, f"bias_hh_l{i}")))

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ampnet.engine import LSTMEngine
+from ampnet.engine import Engine
 
 DC_HANDLING = "removed from both sides (each side's mean over the compared frames)"
 
@@ -39,7 +39,7 @@ def render_output(model, dry, settings=None):
     """The engine's output for the whole of ``dry``, from a fresh state, with the knobs
     at ``settings`` (name -> value in the knob's units; others at their defaults), as
     ``ampnet render --param`` plays it."""
-    engine = LSTMEngine(model)
+    engine = Engine(model)
     engine.set_knobs(settings)
     return engine.process(np.ascontiguousarray(dry, dtype=np.float32).copy())
 
