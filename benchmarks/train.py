@@ -9,7 +9,11 @@ file, against the device's recording advanced by the latency only. Also records
 validation ESR per epoch against wall-clock time. Writes
 ``benchmarks/results/train.json``, a PNG of the curves, and keeps the models.
 
-    python benchmarks/train.py [--minutes 10] [--devices gx-tiltdrive gx-studiopre]
+    python benchmarks/train.py [--minutes 10] [--devices gx-tiltdrive gx-studiopre] [--knobs]
+
+``--knobs`` also runs the knob-capture case (:mod:`train_knobs`: one model for 9
+settings of an overdrive pedal against a model of one setting); ``--devices`` with
+no name runs only that.
 
 Targets on the 2-core machine, 10 minutes, default settings (validation / real DI):
 gx-tiltdrive <= 0.01 / <= 0.01; gx-studiopre <= 0.02 / <= 0.04. Reference points:
@@ -78,7 +82,8 @@ def train_device(device, data, minutes, out_dir):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--devices", nargs="+", default=list(DEVICES), choices=list(DEVICES))
+    parser.add_argument("--devices", nargs="*", default=list(DEVICES), choices=list(DEVICES))
+    parser.add_argument("--knobs", action="store_true", help="also the knob-capture case")
     parser.add_argument("--data", default=str(ROOT.parent / "shared/data/devices"),
                         help="folder holding one folder per device")
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results/train"))
@@ -90,6 +95,11 @@ def main():
         result["devices"][device] = train_device(device, Path(args.data) / device, args.minutes,
                                                  out.parent)
         out.with_suffix(".json").write_text(json.dumps(result, indent=1))
+    if args.knobs:
+        import train_knobs
+        train_knobs.main([f"--minutes={args.minutes:g}"])
+    if not result["devices"]:
+        return
     plot(result["devices"], out.with_suffix(".png"))
     print(f"\nmachine: {result['machine']['cpu']}, {result['machine']['cores']} cores, "
           f"AVX-512: {' '.join(result['machine']['avx512']) or 'none'}")

@@ -115,7 +115,7 @@ def summary(out_dir):
     return figures
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--case", nargs="+", default=["knob", "single"], choices=["knob", "single"])
@@ -124,7 +124,7 @@ def main():
     parser.add_argument("--config", action="append", default=[], metavar="FIELD=VALUE",
                         help="a TrainConfig field for an experiment, e.g. batch=32; the results "
                              "then go to train-knobs-CASE-FIELD-VALUE.json, not the summary")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     overrides = {}

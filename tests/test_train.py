@@ -478,3 +478,22 @@ def test_validation_split_skips_a_silent_tail():
     (train_dry, _), (val_dry, _), _ = split_validation(Pair(dry, dry, RATE))
     val_playing = np.count_nonzero(np.abs(val_dry[: val_dry.size - 6 * RATE]) > 1e-3)
     assert val_playing > 0.1 * 20 * RATE
+
+
+@pytest.mark.parametrize("share, epochs_run", [(0.2, 4), (0.0, 2)])
+def test_patience_waits_for_a_share_of_the_time_budget(monkeypatch, share, epochs_run):
+    """Short epochs must not end a timed run while its learning rate is still high."""
+    from ampnet.train import trainer as trainer_module
+    monkeypatch.setattr(trainer_module, "PATIENCE_BUDGET_SHARE", share)
+    train, val = _tiny_data()
+    trainer = _tiny_trainer(epochs=4, patience=1, minutes=60)
+    real_validate, scores = trainer.validate, []
+
+    def worse_after_the_first(x, y, lengths):
+        scores.append(1)
+        return [s * (1 if len(scores) == 1 else 5) for s in real_validate(x, y, lengths)]
+
+    monkeypatch.setattr(trainer, "validate", worse_after_the_first)
+    history = trainer.fit(train, val, show_progress=False)
+    assert len(history.epochs) == epochs_run
+    assert ("no improvement" in history.stopped_because) == (epochs_run == 2)

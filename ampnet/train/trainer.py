@@ -20,7 +20,9 @@ gradient-norm clipping. A diverging run (a non-finite loss, or an epoch whose
 validation ESR is ``DIVERGED`` times the best) rolls back to the best weights with half the
 learning rate and a fresh optimiser state. Every validation segment is scored (ESR over the whole of it) after each epoch,
 and their mean selects the best weights; training stops at ``epochs``, at ``minutes``, or after
-``patience`` epochs without improvement. A checkpoint is written atomically
+``patience`` epochs without improvement that also span ``PATIENCE_BUDGET_SHARE``
+of the time budget (short epochs would otherwise stop a run while its learning
+rate is still high, before the annealing that gives the last gains). A checkpoint is written atomically
 after every epoch so Ctrl-C or a crash loses at most one epoch.
 """
 
@@ -78,6 +80,7 @@ class History:
     stopped_because: str = ""
 
 
+PATIENCE_BUDGET_SHARE = 0.2
 STREAMS_PER_SETTING = 16
 MAX_AUTO_STREAMS = 64
 ONE_THREAD_HIDDEN = 64
@@ -185,8 +188,12 @@ class Trainer:
             if elapsed >= budget:
                 self.history.stopped_because = f"time budget of {config.minutes:g} min reached"
                 break
-            if epoch - self.history.best_epoch >= config.patience:
-                self.history.stopped_because = f"no improvement for {config.patience} epochs"
+            best_at = next((e["seconds"] for e in self.history.epochs
+                           if e["epoch"] == self.history.best_epoch), 0.0)
+            if (epoch - self.history.best_epoch >= config.patience
+                    and elapsed - best_at >= PATIENCE_BUDGET_SHARE * budget):
+                self.history.stopped_because = (f"no improvement for {epoch - self.history.best_epoch} "
+                                                f"epochs ({elapsed - best_at:.0f} s)")
                 break
         else:
             self.history.stopped_because = f"{config.epochs} epochs done"
