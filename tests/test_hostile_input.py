@@ -518,3 +518,18 @@ def test_the_spec_loader_reads_presets_and_models_as_data_only(tmp_path, model_p
     with pytest.raises(Exception, match="JSON"):
         load_spec(preset)
     assert not witness.exists()
+
+
+def test_a_reader_that_leaves_early_is_not_an_error(tmp_path):
+    """``ampnet info M | head -1``: the pipe closes; no error line, no traceback."""
+    import subprocess
+    import sys
+    from ampnet.formats import save_model
+    from tests.signals import random_model
+    save_model(random_model(8, 1, knobs=2), tmp_path / "m.json")
+    info = subprocess.Popen([sys.executable, "-m", "ampnet", "info", str(tmp_path / "m.json")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    info.stdout.read(5)
+    info.stdout.close()  # the reader leaves before the output ends
+    _, err = info.communicate()
+    assert err == b""

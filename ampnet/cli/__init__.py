@@ -2,6 +2,7 @@
 
 import argparse
 import errno
+import os
 import sys
 
 from ampnet import __version__
@@ -30,6 +31,10 @@ def main(argv=None):
     except AmpnetError as err:
         print(f"ampnet: error: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `ampnet info M | head`: the reader left; not an error to report
+        # Python would complain again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except OSError as err:  # disk full, permission denied, ...: still one line
         where = f"{err.filename}: " if err.filename else ""
         if err.errno == errno.ENOSPC:
