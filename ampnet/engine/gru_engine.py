@@ -10,18 +10,32 @@ KERNEL = gru_kernel
 
 
 def pack_params(model: GRUModel) -> np.ndarray:
-    """The kernel's ``params`` array: header, then per layer the biases and the
-    transposed weights (see :mod:`gru_kernel`), then the head."""
+    """The kernel's ``params`` array: header, then per layer the padded biases and the
+    tiled weights (see :mod:`gru_kernel`), then the head."""
     hidden = model.hidden_size
+    width = gru_kernel.tile_width(hidden)
+    padded = gru_kernel.padded_columns(hidden, width)
+    tiles = padded // width
     # r and z are sigmoid gates, computed as 0.5 + 0.5 tanh(a / 2): halve their columns.
     column_scale = np.concatenate([np.full(2 * hidden, 0.5), np.ones(hidden)])
-    parts = [header(model)]
+
+    def padded_bias(bias):
+        out = np.zeros(padded)
+        out[:3 * hidden] = bias * column_scale
+        return out
+
+    def tiled(weight):  # (3H, rows) -> (tiles, rows, width)
+        rows = weight.shape[1]
+        full = np.zeros((padded, rows))
+        full[:3 * hidden] = weight * column_scale[:, None]
+        return full.reshape(tiles, width, rows).transpose(0, 2, 1).ravel()
+
+    parts = [header(model, (padded, width))]
     for index, layer in enumerate(model.layers):
         weight_ih, bias_ih = (first_layer_input(model) if index == 0
                               else (layer.weight_ih, layer.bias_ih))
-        parts += [bias_ih * column_scale, layer.bias_hh * column_scale,
-                  (weight_ih * column_scale[:, None]).T.ravel(),
-                  (layer.weight_hh * column_scale[:, None]).T.ravel()]
+        parts += [padded_bias(bias_ih), padded_bias(layer.bias_hh), tiled(weight_ih),
+                  tiled(layer.weight_hh)]
     parts += [model.head_weight.ravel(), model.head_bias.ravel()]
     flat = np.concatenate([np.asarray(p, dtype=np.float64).ravel() for p in parts])
     params = aligned_zeros(flat.shape)

@@ -3,53 +3,93 @@
 Memory layout (all float32, built once by :func:`ampnet.engine.gru_engine.pack_params`).
 
 ``params`` -- the header of :mod:`ampnet.engine.lstm_kernel` (``HEADER`` values:
-``in_scale, skip_gain, out_gain, input_size, hidden, layers``, two unused, then
+``in_scale, skip_gain, out_gain, input_size, hidden, layers, padded, width``, then
 up to 8 knob values from ``KNOBS``), followed by, for each layer ``l`` with
-``n_in`` inputs (``input_size`` for layer 0, ``hidden`` above), ``G = 3 * hidden``
-gate columns in PyTorch's order (r, z, n):
+``n_in`` inputs (``input_size`` for layer 0, ``hidden`` above), its ``3 * hidden``
+gate columns in PyTorch's order (r, z, n), padded with zero columns to ``padded``
+and cut into tiles of ``width`` columns (one of ``lstm_kernel.TILE_WIDTHS``, the
+one that pads least):
 
-- ``b_ih`` ``(G,)`` and ``b_hh`` ``(G,)``;
-- ``W_ih`` transposed, ``(n_in, G)``: row ``k`` holds the weights from input ``k``
-  to every gate column, so the product streams contiguous rows;
-- ``W_hh`` transposed, ``(hidden, G)``.
+- ``b_ih`` ``(padded,)`` and ``b_hh`` ``(padded,)``;
+- ``W_ih`` in tiles, ``(padded // width, n_in, width)``: ``W[t, r, k]`` is the weight
+  from input ``r`` to gate column ``t * width + k``;
+- ``W_hh`` in tiles, ``(padded // width, hidden, width)``.
 
 The r and z columns (weights and biases) are pre-multiplied by 0.5, so that each
 gate is one ``tanh``: ``sigmoid(a) = 0.5 + 0.5 * tanh(a / 2)``. The input and
 recurrent products stay apart because the reset gate multiplies only the
-recurrent part of the n gate, bias included (PyTorch's GRU). The head follows:
-``w_out`` ``(hidden,)``, ``b_out`` ``(1,)``.
+recurrent part of the n gate, bias included (PyTorch's GRU). Each tile's sums stay
+in a stack buffer for a whole pass over the rows (registers, as in the LSTM
+kernel). The head follows: ``w_out`` ``(hidden,)``, ``b_out`` ``(1,)``.
 
 ``state`` -- ``(channels, input_size + layers * hidden)``. Per channel: the input
 vector of layer 0, then each layer's hidden state; layer ``l > 0`` reads layer
 ``l - 1``'s new hidden state.
 
-Gate sums live in two stack buffers of ``3 * MAX_HIDDEN`` values.
+Gate sums live in two stack buffers of ``GATE_BUFFER`` values.
 """
 
 import numba
 import numpy as np
 
 from ampnet.engine.activations import tanh32
-from ampnet.engine.lstm_kernel import HEADER, KNOBS, dot, stack_float32
+from ampnet.engine.lstm_kernel import HEADER, KNOBS, TILE_WIDTHS, dot, stack_float32
 from ampnet.limits import MAX_HIDDEN
 
-GATE_BUFFER = 3 * MAX_HIDDEN
+GATE_BUFFER = 3 * MAX_HIDDEN + max(TILE_WIDTHS)  # 3H gate columns, padded to whole tiles
 _HALF = np.float32(0.5)
 _ONE = np.float32(1.0)
+
+
+def tile_width(hidden):
+    """The tile width in ``TILE_WIDTHS`` that pads ``3 * hidden`` columns least (the
+    narrowest on a tie)."""
+    return min(TILE_WIDTHS, key=lambda width: (padded_columns(hidden, width), width))
+
+
+def padded_columns(hidden, width):
+    """Gate columns ``3 * hidden`` rounded up to a whole number of tiles of ``width``."""
+    return -(-3 * hidden // width) * width
 _U = numba.uint64
 _JIT = dict(cache=True, fastmath={"contract"}, error_model="numpy")
 
 
+def _tile_sums(width):
+    """A compiled pass over one tile of ``width`` gate columns: the bias plus the sums
+    over ``rows`` of ``vec`` from ``v_off``, into ``out`` from ``o_off`` (no activation)."""
+
+    @numba.njit(inline="always", **_JIT)
+    def tile_sums(out, o_off, params, b_off, w_off, vec, v_off, rows):
+        acc = numba.carray(stack_float32(width), width)
+        for k in range(width):
+            acc[k] = params[b_off + _U(k)]
+        for r in range(rows):
+            a = vec[_U(v_off + r)]
+            r_off = _U(w_off + r * width)
+            for k in range(width):
+                acc[k] += params[r_off + _U(k)] * a
+        for k in range(width):
+            out[o_off + _U(k)] = acc[k]
+
+    return tile_sums
+
+
+_SUMS_64, _SUMS_80, _SUMS_96 = (_tile_sums(width) for width in TILE_WIDTHS)
+
+
 @numba.njit(inline="always", **_JIT)
-def _product(acc, params, b_off, w_off, vec, v_off, rows, columns):
-    """``acc[:columns] = params[b_off:...] + W^T-rows product with vec[v_off:v_off+rows]``."""
-    for j in range(columns):
-        acc[_U(j)] = params[_U(b_off + j)]
-    for r in range(rows):
-        a = vec[_U(v_off + r)]
-        row = _U(w_off + r * columns)
-        for j in range(columns):
-            acc[_U(j)] += params[row + _U(j)] * a
+def _sums(out, params, b_off, w_off, vec, v_off, rows, tiles, width):
+    """All tiles of one product (``W^T vec + b``) into ``out``."""
+    for t in range(tiles):
+        o_off = _U(t * width)
+        b_t = _U(b_off + t * width)
+        w_t = w_off + t * rows * width
+        if width == 64:
+            _SUMS_64(out, o_off, params, b_t, w_t, vec, v_off, rows)
+        elif width == 80:
+            _SUMS_80(out, o_off, params, b_t, w_t, vec, v_off, rows)
+        else:
+            _SUMS_96(out, o_off, params, b_t, w_t, vec, v_off, rows)
 
 
 @numba.njit(**_JIT)
@@ -64,11 +104,13 @@ def _run_channel(x, y, params, state):
     n_in0 = int(params[3])
     hidden = int(params[4])
     n_layers = int(params[5])
-    columns = 3 * hidden
+    padded = int(params[6])
+    width = int(params[7])
+    tiles = padded // width
     head_off = HEADER
     for layer in range(n_layers):
         n_in = n_in0 if layer == 0 else hidden
-        head_off += (2 + n_in + hidden) * columns
+        head_off += (2 + n_in + hidden) * padded
     top = n_in0 + (n_layers - 1) * hidden
     for n in range(x.shape[0]):
         x_raw = x[n]
@@ -80,10 +122,10 @@ def _run_channel(x, y, params, state):
         for layer in range(n_layers):
             n_in = n_in0 if layer == 0 else hidden
             h_off = n_in0 + layer * hidden
-            w_ih = w_off + 2 * columns
-            w_hh = w_ih + n_in * columns
-            _product(gi, params, w_off, w_ih, state, in_off, n_in, columns)
-            _product(gh, params, w_off + columns, w_hh, state, h_off, hidden, columns)
+            w_ih = w_off + 2 * padded
+            w_hh = w_ih + n_in * padded
+            _sums(gi, params, w_off, w_ih, state, in_off, n_in, tiles, width)
+            _sums(gh, params, w_off + padded, w_hh, state, h_off, hidden, tiles, width)
             for j in range(hidden):
                 uj = _U(j)
                 r = _HALF + _HALF * tanh32(gi[uj] + gh[uj])
@@ -92,7 +134,7 @@ def _run_channel(x, y, params, state):
                 h = state[_U(h_off) + uj]
                 state[_U(h_off) + uj] = (_ONE - z) * candidate + z * h
             in_off = h_off
-            w_off = w_hh + hidden * columns
+            w_off = w_hh + hidden * padded
         head = dot(params, _U(head_off), state, _U(top), hidden) + params[_U(head_off + hidden)]
         y[n] = out_gain * (head + skip_gain * x_raw)
 
