@@ -325,14 +325,17 @@ def _pump_progress(queue, on_progress, stop):
         on_progress(index, frames)
 
 
-def summary_line(results, wall_seconds):
-    """One line: files rendered and failed, seconds of audio, real-time factor."""
+def summary_line(results, wall_seconds, startup_seconds=None):
+    """One line: files rendered and failed, seconds of audio, real-time factor (of the
+    rendering; ``startup_seconds``, compiling or loading the engine, is given apart)."""
     done = [r for r in results if r.error is None]
     failed = len(results) - len(done)
     audio = sum(r.seconds for r in done)
     speed = audio / wall_seconds if wall_seconds > 0 else float("inf")
     line = (f"rendered {len(done)} file(s), {audio:.1f} s of audio in {wall_seconds:.1f} s "
             f"({speed:.1f}x real time)")
+    if startup_seconds is not None and done:
+        line += f"; start-up {startup_seconds:.1f} s (compiling or loading the engine), not counted"
     if failed:
         line += f"; {failed} failed"
     return line

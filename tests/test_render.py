@@ -179,3 +179,11 @@ def test_long_file_renders_with_flat_memory(tmp_path):
     peak_mb = int(result.stdout.strip().splitlines()[-1])
     assert peak_mb < 300
     assert sf.info(str(tmp_path / "out.flac")).frames == 600 * 48000
+
+
+def test_start_up_is_reported_apart_from_the_real_time_factor(tmp_path, model_path, capsys):
+    """Compiling (first run) or loading the engine is not counted as rendering time."""
+    sf.write(tmp_path / "in.wav", guitar_like(1.0), 48000)
+    assert main(["render", str(model_path), str(tmp_path / "in.wav"), "-o", str(tmp_path / "o.wav")]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "x real time); start-up " in line and "(compiling or loading the engine), not counted" in line
