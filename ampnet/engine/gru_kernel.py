@@ -27,18 +27,25 @@ vector of layer 0, then each layer's hidden state; layer ``l > 0`` reads layer
 ``l - 1``'s new hidden state.
 
 Gate sums live in two stack buffers of ``GATE_BUFFER`` values.
+
+Numba's cache checks only this file: the tile passes, ``dot`` and ``tanh32`` come
+from :mod:`lstm_kernel` and :mod:`activations`, so after editing those, touch this
+module too (or delete ``ampnet/engine/__pycache__``).
 """
 
 import numba
 import numpy as np
 
 from ampnet.engine.activations import tanh32
-from ampnet.engine.lstm_kernel import HEADER, KNOBS, TILE_WIDTHS, dot, stack_float32
+from ampnet.engine.lstm_kernel import (HEADER, KNOBS, SUMS_64, SUMS_80, SUMS_96, TILE_WIDTHS,
+                                       dot, stack_float32)
 from ampnet.limits import MAX_HIDDEN
 
 GATE_BUFFER = 3 * MAX_HIDDEN + max(TILE_WIDTHS)  # 3H gate columns, padded to whole tiles
 _HALF = np.float32(0.5)
 _ONE = np.float32(1.0)
+_U = numba.uint64
+_JIT = dict(cache=True, fastmath={"contract"}, error_model="numpy")
 
 
 def tile_width(hidden):
@@ -50,31 +57,6 @@ def tile_width(hidden):
 def padded_columns(hidden, width):
     """Gate columns ``3 * hidden`` rounded up to a whole number of tiles of ``width``."""
     return -(-3 * hidden // width) * width
-_U = numba.uint64
-_JIT = dict(cache=True, fastmath={"contract"}, error_model="numpy")
-
-
-def _tile_sums(width):
-    """A compiled pass over one tile of ``width`` gate columns: the bias plus the sums
-    over ``rows`` of ``vec`` from ``v_off``, into ``out`` from ``o_off`` (no activation)."""
-
-    @numba.njit(inline="always", **_JIT)
-    def tile_sums(out, o_off, params, b_off, w_off, vec, v_off, rows):
-        acc = numba.carray(stack_float32(width), width)
-        for k in range(width):
-            acc[k] = params[b_off + _U(k)]
-        for r in range(rows):
-            a = vec[_U(v_off + r)]
-            r_off = _U(w_off + r * width)
-            for k in range(width):
-                acc[k] += params[r_off + _U(k)] * a
-        for k in range(width):
-            out[o_off + _U(k)] = acc[k]
-
-    return tile_sums
-
-
-_SUMS_64, _SUMS_80, _SUMS_96 = (_tile_sums(width) for width in TILE_WIDTHS)
 
 
 @numba.njit(inline="always", **_JIT)
@@ -85,11 +67,11 @@ def _sums(out, params, b_off, w_off, vec, v_off, rows, tiles, width):
         b_t = _U(b_off + t * width)
         w_t = w_off + t * rows * width
         if width == 64:
-            _SUMS_64(out, o_off, params, b_t, w_t, vec, v_off, rows)
+            SUMS_64(out, o_off, params, b_t, w_t, vec, v_off, rows)
         elif width == 80:
-            _SUMS_80(out, o_off, params, b_t, w_t, vec, v_off, rows)
+            SUMS_80(out, o_off, params, b_t, w_t, vec, v_off, rows)
         else:
-            _SUMS_96(out, o_off, params, b_t, w_t, vec, v_off, rows)
+            SUMS_96(out, o_off, params, b_t, w_t, vec, v_off, rows)
 
 
 @numba.njit(**_JIT)

@@ -83,9 +83,10 @@ def padded_gates(hidden, width):
     return -(-4 * hidden // width) * width
 
 
-def _tile_pass(width):
+def _tile_pass(width, activate=True):
     """A compiled pass over one tile of ``width`` gate columns: the bias, the sums over
-    all ``rows`` of ``vin`` from ``v_off``, and the tanh of each into ``gates``."""
+    all ``rows`` of ``vin`` from ``v_off``, and the tanh of each into ``gates`` (the
+    sums themselves when not ``activate``: the GRU kernel's products)."""
 
     @numba.njit(inline="always", **_JIT)
     def tile_pass(gates, g_off, params, b_off, w_off, vin, v_off, rows):
@@ -98,12 +99,14 @@ def _tile_pass(width):
             for k in range(width):
                 acc[k] += params[r_off + _U(k)] * a
         for k in range(width):
-            gates[g_off + _U(k)] = tanh32(acc[k])
+            gates[g_off + _U(k)] = tanh32(acc[k]) if activate else acc[k]
 
     return tile_pass
 
 
 _PASS_64, _PASS_80, _PASS_96 = (_tile_pass(width) for width in TILE_WIDTHS)
+# Without the activation: the plain products W^T v + b, tile by tile (gru_kernel).
+SUMS_64, SUMS_80, SUMS_96 = (_tile_pass(width, activate=False) for width in TILE_WIDTHS)
 
 
 @numba.njit(cache=True, fastmath={"contract", "reassoc"}, error_model="numpy")

@@ -1,17 +1,14 @@
 """What every architecture's parameter array shares: the header, the knob inputs
 folded into the first layer, and aligned buffers.
 
-The header is ``lstm_kernel.HEADER`` float32 values (named offsets below), the
-same for every recurrent architecture, so that the host's knob glide and the live
+The header is ``lstm_kernel.HEADER`` float32 values, laid out as that module's
+docstring says, the same for every recurrent architecture, so that the host's knob glide and the live
 callback write knob values at one place (``KNOBS``) whatever the model.
 """
 
 import numpy as np
 
 from ampnet.engine.lstm_kernel import HEADER, KNOBS, MAX_HIDDEN, MAX_KNOBS
-
-IN_SCALE, SKIP_GAIN, OUT_GAIN, INPUT_SIZE, HIDDEN, LAYERS = range(6)
-
 
 def header(model, extra=(0.0, 0.0)) -> np.ndarray:
     """The header for ``model``: its gains and sizes, two architecture-specific

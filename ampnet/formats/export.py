@@ -22,6 +22,7 @@ import numpy as np
 from ampnet import __version__
 from ampnet.errors import AmpnetError
 from ampnet.formats.model import RecurrentModel
+from ampnet.formats.rtneural import keras_gru_order
 
 NAM_VERSION = "0.5.4"  # NeuralAmpModelerCore loads 0.5.0 to 0.7.0
 AIDAX_HIDDEN_SIZES = (8, 12, 16, 20, 24, 32, 40, 64, 80)
@@ -118,9 +119,7 @@ def to_aidax(model: RecurrentModel, probe=None) -> tuple[dict, list]:
         recurrent_weights = [_nested(weight_ih.T), _nested(layer.weight_hh.T),
                              _nested(bias_ih + layer.bias_hh)]
     else:  # PyTorch r, z, n -> Keras z, r, h; the two biases stay apart (reset_after)
-        hidden = model.hidden_size
-        order = np.concatenate([np.arange(hidden, 2 * hidden), np.arange(hidden),
-                                np.arange(2 * hidden, 3 * hidden)])
+        order = keras_gru_order(model.hidden_size)
         recurrent_weights = [_nested(weight_ih[order].T), _nested(layer.weight_hh[order].T),
                              _nested(np.stack([bias_ih[order], layer.bias_hh[order]]))]
     doc = {

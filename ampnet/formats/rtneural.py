@@ -29,6 +29,13 @@ from ampnet.formats.model import (GRUModel, Knob, LSTMModel, RecurrentLayer, Rec
 DEFAULT_RATE = 48000.0
 
 
+def keras_gru_order(hidden):
+    """Row indices that turn PyTorch's GRU gate blocks (r, z, n) into Keras's (z, r, h),
+    and back: the permutation swaps the first two blocks, so it is its own inverse."""
+    return np.concatenate([np.arange(hidden, 2 * hidden), np.arange(hidden),
+                           np.arange(2 * hidden, 3 * hidden)])
+
+
 def looks_like_keras(doc):
     return isinstance(doc, dict) and isinstance(doc.get("layers"), list)
 
@@ -117,8 +124,7 @@ def model_from_keras(doc, path) -> RecurrentModel:
         layer = RecurrentLayer(np.ascontiguousarray(kernel.T), np.ascontiguousarray(recurrent.T),
                                bias, np.zeros(g4, np.float32))
     else:  # Keras z, r, h -> PyTorch r, z, n
-        order = np.concatenate([np.arange(hidden, 2 * hidden), np.arange(hidden),
-                                np.arange(2 * hidden, 3 * hidden)])
+        order = keras_gru_order(hidden)
         layer = RecurrentLayer(np.ascontiguousarray(kernel.T[order]),
                                np.ascontiguousarray(recurrent.T[order]),
                                np.ascontiguousarray(bias[0][order]),

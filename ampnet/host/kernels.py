@@ -106,6 +106,7 @@ def gate_run(y, dry, f, s):
 
 @numba.njit(cache=True)
 def _run_model(y, params, state, gru):
+    """One channel of a neural model, in place: the GRU kernel when ``gru``, else the LSTM's."""
     if gru:
         gru_kernel._run_channel(y, y, params, state)
     else:
