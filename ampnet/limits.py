@@ -20,6 +20,16 @@ MAX_KNOBS = 8
 MAX_PARAMETERS = 2_000_000
 MAX_KNOB_NAME = 64  # characters
 
+# Network shape (WaveNet). The engine keeps a layer's activations and the head sums of
+# a block in stack buffers of MAX_WAVENET_CHANNELS rows, and each layer's input history
+# (its dilation times kernel size, plus room for a block) in the state: the receptive
+# field bounds that memory (NAM's standard WaveNet: 4093 samples, 0.7 MB per channel).
+MAX_WAVENET_ARRAYS = 8
+MAX_WAVENET_LAYERS = 64
+MAX_WAVENET_CHANNELS = 64
+MAX_KERNEL_SIZE = 16
+MAX_RECEPTIVE_FIELD = 65536  # samples
+
 # Sample rates (Hz) a model may declare and a file may have.
 MIN_SAMPLE_RATE = 8000.0
 MAX_SAMPLE_RATE = 768000.0

@@ -47,3 +47,32 @@ def simplernn_document(model):
                            "rec.bias_hh_l0": layer.bias_hh.tolist(),
                            "lin.weight": model.head_weight.tolist(),
                            "lin.bias": model.head_bias.tolist()}}
+
+
+def wavenet_config(channels=(4, 2), dilations=((1, 2, 4), (8, 1)), kernel_size=3,
+                   activation="Tanh", gated=False, head_bias=(False, True)):
+    """Layer-array configs (NAM's v0.5 keys) chaining ``len(channels)`` arrays."""
+    arrays = []
+    for i, (c, d) in enumerate(zip(channels, dilations)):
+        arrays.append({"input_size": 1 if i == 0 else channels[i - 1], "condition_size": 1,
+                       "head_size": channels[i + 1] if i + 1 < len(channels) else 1,
+                       "channels": c, "kernel_size": kernel_size, "dilations": list(d),
+                       "activation": activation, "gated": gated, "head_bias": head_bias[i]})
+    return arrays
+
+
+def random_wavenet(arrays=None, seed=0, head_scale=0.02, input_scale=1.0, output_gain=1.0,
+                   sample_rate=48000.0):
+    """A WaveNetModel of ``arrays`` (:func:`wavenet_config`'s default when None) with
+    PyTorch's default Conv1d initialisation (uniform in +-1/sqrt(fan_in))."""
+    from ampnet.formats.wavenet import check_wavenet, empty_model, wavenet_tensors
+
+    model = empty_model(arrays or wavenet_config(), head_scale, sample_rate)
+    rng = np.random.default_rng(seed)
+    for key, _, tensor in wavenet_tensors(model):
+        fan_in = int(np.prod(tensor.shape[1:])) if tensor.ndim > 1 else tensor.shape[0]
+        bound = 1.0 / np.sqrt(fan_in)
+        tensor[...] = rng.uniform(-bound, bound, tensor.shape)
+    model.input_scale, model.output_gain = input_scale, output_gain
+    model.metadata = {"name": "random test wavenet"}
+    return check_wavenet(model, "random wavenet")

@@ -31,3 +31,36 @@ def torch_forward(model, audio):
         if model.skip:
             y = y + x
         return (model.output_gain * y).numpy()
+
+
+_ACTIVATIONS = {"Tanh": torch.tanh, "Sigmoid": torch.sigmoid, "ReLU": torch.relu,
+                "LeakyReLU": torch.nn.functional.leaky_relu, "Hardtanh": torch.nn.functional.hardtanh,
+                "SiLU": torch.nn.functional.silu}
+
+
+def torch_wavenet_forward(model, audio, dtype=torch.float64):
+    """Run a WaveNetModel over mono ``audio`` in one pass with ``torch.nn.functional.conv1d``
+    (float64 by default), written from NAM's signal flow (see ampnet.formats.wavenet):
+    the input is padded with zeros over the receptive field, as NAM does."""
+    def t(a):
+        return torch.from_numpy(np.asarray(a)).to(dtype)
+
+    conv = torch.nn.functional.conv1d
+    x = t(np.asarray(audio, dtype=np.float32))[None, None] * model.input_scale
+    x = torch.nn.functional.pad(x, (model.receptive_field - 1, 0))
+    stream, head = x, None
+    for a in model.arrays:
+        u = conv(stream, t(a.rechannel_weight)[:, :, None])
+        for layer in a.layers:
+            z = conv(u, t(layer.conv_weight), t(layer.conv_bias), dilation=layer.dilation)
+            z = z + conv(x, t(layer.mixer_weight)[:, :, None])[:, :, -z.shape[2]:]
+            act = _ACTIVATIONS[a.activation]
+            post = act(z[:, :a.channels]) * torch.sigmoid(z[:, a.channels:]) if a.gated else act(z)
+            u = u[:, :, -post.shape[2]:] + conv(post, t(layer.out_weight)[:, :, None],
+                                                t(layer.out_bias))
+            head = post if head is None else head[:, :, -post.shape[2]:] + post
+        bias = None if a.head_bias is None else t(a.head_bias)
+        head = conv(head, t(a.head_weight)[:, :, None], bias)
+        stream = u
+    y = model.output_gain * model.head_scale * head[0, 0]
+    return y.numpy()

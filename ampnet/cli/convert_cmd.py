@@ -37,8 +37,7 @@ def run(args):
                           f"{output.suffix or 'without an extension'}; choose e.g. "
                           f"{output.with_suffix(ALLOWED_SUFFIXES[target][0]).name}")
     model = load_model(args.model)
-    shape = (f"{model.CELL.upper()} {model.num_layers} x {model.hidden_size}, {model.sample_rate:g} Hz, "
-             f"skip {'on' if model.skip else 'off'}")
+    shape = f"{model.architecture}, {model.sample_rate:g} Hz, skip {'on' if model.skip else 'off'}"
     if target == "ampnet":
         save_model(model, output, overwrite=args.overwrite)
         print(f"{args.model} -> {output} ({model.metadata.get('source_format', 'ampnet')} -> ampnet, {shape})")

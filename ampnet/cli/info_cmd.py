@@ -23,6 +23,10 @@ def run(args):
     print(f"  name:          {model.name}")
     print(f"  architecture:  {model.architecture}, "
           f"input size {model.input_size}, linear output")
+    if model.CELL == "wavenet":
+        print(f"  activations:   " + ", ".join(
+            f"{a.activation}{' (gated)' if a.gated else ''}" for a in model.arrays)
+            + f"; head scale {model.head_scale:g}")
     print(f"  parameters:    {model.parameter_count}")
     print(f"  sample rate:   {model.sample_rate:g} Hz")
     print(f"  skip:          {'on (input added to output)' if model.skip else 'off'}")

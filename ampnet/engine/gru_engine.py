@@ -30,7 +30,7 @@ def pack_params(model: GRUModel) -> np.ndarray:
         full[:3 * hidden] = weight * column_scale[:, None]
         return full.reshape(tiles, width, rows).transpose(0, 2, 1).ravel()
 
-    parts = [header(model, (padded, width))]
+    parts = [header(model, (hidden, model.num_layers, padded, width))]
     for index, layer in enumerate(model.layers):
         weight_ih, bias_ih = (first_layer_input(model) if index == 0
                               else (layer.weight_ih, layer.bias_ih))

@@ -19,7 +19,7 @@ def pack_params(model: LSTMModel) -> np.ndarray:
     padded = lstm_kernel.padded_gates(hidden, width)
     tiles = padded // width
     column_scale = np.repeat(_SIGMOID_GATES, hidden)  # (4H,)
-    parts = [header(model, (padded, width))]
+    parts = [header(model, (hidden, model.num_layers, padded, width))]
     for index, layer in enumerate(model.layers):
         weight_ih, bias_ih = (first_layer_input(model) if index == 0
                               else (layer.weight_ih, layer.bias_ih))

@@ -8,16 +8,16 @@ callback write knob values at one place (``KNOBS``) whatever the model.
 
 import numpy as np
 
-from ampnet.engine.lstm_kernel import HEADER, KNOBS, MAX_HIDDEN, MAX_KNOBS
+from ampnet.engine.lstm_kernel import HEADER, KNOBS, MAX_KNOBS
 
-def header(model, extra=(0.0, 0.0)) -> np.ndarray:
-    """The header for ``model``: its gains and sizes, two architecture-specific
-    values (``extra``), the knob defaults from ``KNOBS``."""
-    if model.hidden_size > MAX_HIDDEN or len(model.knobs) > MAX_KNOBS:
-        raise ValueError("model too large for the engine (see ampnet.limits)")
+def header(model, sizes=(0.0, 0.0, 0.0, 0.0)) -> np.ndarray:
+    """The header for ``model``: its gains and input size, four architecture-specific
+    sizes (``sizes``), the knob defaults from ``KNOBS``."""
+    if len(model.knobs) > MAX_KNOBS:
+        raise ValueError("model has more knobs than the engine holds (see ampnet.limits)")
     values = np.zeros(HEADER, dtype=np.float32)
     values[:8] = [model.input_scale, 1.0 if model.skip else 0.0, model.output_gain,
-                  model.input_size, model.hidden_size, model.num_layers, *extra]
+                  model.input_size, *sizes]
     values[KNOBS:KNOBS + len(model.knobs)] = [k.default for k in model.knobs]
     return values
 

@@ -18,7 +18,8 @@ import numpy as np
 from ampnet.engine.lstm_kernel import KNOBS
 from ampnet.engine.packing import aligned_zeros
 
-ARCHITECTURES = {"lstm": "ampnet.engine.lstm_engine", "gru": "ampnet.engine.gru_engine"}
+ARCHITECTURES = {"lstm": "ampnet.engine.lstm_engine", "gru": "ampnet.engine.gru_engine",
+                 "wavenet": "ampnet.engine.wavenet_engine"}
 
 
 def layout(model):

@@ -1,8 +1,10 @@
-"""Model files: ampnet's own format and the formats of other players, all loaded
-into the one in-memory :class:`~ampnet.formats.model.LSTMModel`.
+"""Model files: ampnet's own format and the formats of other players, loaded into
+the in-memory models: :class:`~ampnet.formats.model.LSTMModel`,
+:class:`~ampnet.formats.model.GRUModel` and
+:class:`~ampnet.formats.wavenet.WaveNetModel` (one protocol, see those modules).
 
 :func:`load_model` recognises the format from the file's content: ampnet v1,
-Neural Amp Modeler ``.nam`` (LSTM), RTNeural / AIDA-X Keras-style JSON,
+Neural Amp Modeler ``.nam`` (LSTM, WaveNet), RTNeural / AIDA-X Keras-style JSON,
 RTNeural's PyTorch state-dict JSON, GuitarML "SimpleRNN" JSON.
 """
 
@@ -11,12 +13,13 @@ from pathlib import Path
 from ampnet.errors import ModelFileError
 from ampnet.formats import nam, rtneural, simplernn
 from ampnet.formats.ampnet_json import FORMAT_NAME, model_from_dict, read_json, save_model
-from ampnet.formats.model import Knob, LSTMModel
+from ampnet.formats.model import GRUModel, Knob, LSTMModel
+from ampnet.formats.wavenet import WaveNetModel
 
-__all__ = ["Knob", "LSTMModel", "load_model", "save_model"]
+__all__ = ["GRUModel", "Knob", "LSTMModel", "WaveNetModel", "load_model", "save_model"]
 
 
-def load_model(path) -> LSTMModel:
+def load_model(path):
     """Load a model file of any supported format. Every reader checks sizes and counts
     against :mod:`ampnet.limits` before it allocates, and ends with
     :func:`~ampnet.formats.model.check_model`; anything wrong is one
@@ -46,5 +49,5 @@ def _from_document(doc, path):
         return rtneural.model_from_state_dict(doc, path)
     if isinstance(doc, dict) and "format" in doc:
         return model_from_dict(doc, path)  # names the unknown format or version
-    raise ModelFileError(path, None, "not a model format ampnet knows (ampnet, NAM .nam LSTM, "
+    raise ModelFileError(path, None, "not a model format ampnet knows (ampnet, NAM .nam LSTM and WaveNet, "
                          "RTNeural/AIDA-X JSON, GuitarML SimpleRNN JSON)")

@@ -13,8 +13,10 @@ import numpy as np
 
 from ampnet import limits
 from ampnet.errors import AmpnetError, ModelFileError
-from ampnet.formats.model import (CELLS, Knob, RecurrentLayer, RecurrentModel, check_model,
+from ampnet.formats.model import (CELLS, Knob, RecurrentLayer, check_model,
                                   check_size, float32_array)
+from ampnet.formats.wavenet import (WaveNetModel, check_config, check_wavenet, empty_model,
+                                    layer_array_config, wavenet_tensors)
 from ampnet.io.files import write_text_atomic
 
 FORMAT_NAME = "ampnet"
@@ -47,7 +49,7 @@ def read_json(path):
                                          f"{str(err)[:80]})") from None
 
 
-def model_from_dict(doc, path) -> RecurrentModel:
+def model_from_dict(doc, path):
     """Validate a parsed ampnet v1 document; ``path`` is only used in messages."""
     if not isinstance(doc, dict):
         raise ModelFileError(path, None, "expected a JSON object at the top level")
@@ -60,9 +62,11 @@ def model_from_dict(doc, path) -> RecurrentModel:
                              f"version {FORMAT_VERSION} (upgrade ampnet for newer files)")
     arch = _get(doc, "architecture", dict, path)
     kind = _get(arch, "type", str, path, "architecture.type")
+    if kind == WaveNetModel.CELL:
+        return _wavenet_from_dict(doc, arch, path)
     if kind not in CELLS:
         raise ModelFileError(path, "architecture.type", f"unsupported architecture {kind!r}; "
-                             f"ampnet runs {' and '.join(map(repr, CELLS))} models")
+                             f"ampnet runs {', '.join(map(repr, CELLS))} and 'wavenet' models")
     cell = CELLS[kind]
     input_size = _get_int(arch, "input_size", path, "architecture.input_size", 1,
                           1 + limits.MAX_KNOBS)
@@ -128,8 +132,51 @@ def model_from_dict(doc, path) -> RecurrentModel:
                                  metadata=metadata), path)
 
 
-def model_to_dict(model: RecurrentModel) -> dict:
+def _wavenet_from_dict(doc, arch, path) -> WaveNetModel:
+    for key in arch:
+        if key not in ("type", "layer_arrays", "head_scale"):
+            raise ModelFileError(path, f"architecture.{key}", "not a key of a wavenet "
+                                 "architecture (type, layer_arrays, head_scale)")
+    configs = check_config(arch.get("layer_arrays"), path, "architecture.layer_arrays",
+                           "not a key of a wavenet layer array (see docs/model-format.md)")
+    head_scale = _get_number(arch, "head_scale", path, "architecture.head_scale")
+    if _get(doc, "skip", bool, path) or doc.get("knobs", []) != []:
+        raise ModelFileError(path, "skip" if doc["skip"] else "knobs", "a wavenet has no skip "
+                             "path and no knobs (false and [])")
+    model = empty_model(configs, head_scale, _get_number(doc, "sample_rate", path))
+    model.input_scale = _get_number(doc, "input_scale", path)
+    model.output_gain = _get_number(doc, "output_gain", path)
+    weights = _get(doc, "weights", dict, path)
+    for key, _, target in wavenet_tensors(model):
+        target[...] = _tensor(weights, key, target.shape, path)
+    metadata = doc.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise ModelFileError(path, "metadata", "expected an object")
+    model.metadata = metadata
+    return check_wavenet(model, path)
+
+
+def _wavenet_to_dict(model: WaveNetModel) -> dict:
+    return {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "architecture": {"type": model.CELL,
+                         "layer_arrays": [layer_array_config(a) for a in model.arrays],
+                         "head_scale": float(model.head_scale)},
+        "skip": False,
+        "input_scale": float(model.input_scale),
+        "output_gain": float(model.output_gain),
+        "sample_rate": float(model.sample_rate),
+        "knobs": [],
+        "metadata": model.metadata,
+        "weights": {key: _tensor_doc(t) for key, _, t in wavenet_tensors(model)},
+    }
+
+
+def model_to_dict(model) -> dict:
     """The ampnet v1 document for ``model`` (weights written exactly as float32)."""
+    if model.CELL == WaveNetModel.CELL:
+        return _wavenet_to_dict(model)
     weights = {}
     cell = model.CELL
     for i, layer in enumerate(model.layers):
@@ -162,12 +209,13 @@ def model_to_dict(model: RecurrentModel) -> dict:
     }
 
 
-def save_model(model: RecurrentModel, path, overwrite=False):
+def save_model(model, path, overwrite=False):
     """Write ``model`` to ``path`` atomically; refuse to replace a file unless ``overwrite``."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise AmpnetError(f"{path}: already exists; pass --overwrite to replace it")
-    check_model(model, path)  # never write a file that ampnet itself would refuse
+    # Never write a file that ampnet itself would refuse.
+    (check_wavenet if model.CELL == WaveNetModel.CELL else check_model)(model, path)
     write_text_atomic(path, json.dumps(model_to_dict(model), indent=1) + "\n")
 
 

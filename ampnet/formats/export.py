@@ -1,14 +1,15 @@
-"""Export ampnet models to the formats other players load: NAM ``.nam`` (LSTM) and
-AIDA-X (RTNeural Keras-style JSON). Layouts: ``../shared/docs/model-formats.md``
+"""Export ampnet models to the formats other players load: NAM ``.nam`` (LSTM and
+WaveNet) and AIDA-X (RTNeural Keras-style JSON, LSTM and GRU). Layouts: ``../shared/docs/model-formats.md``
 sections 1-3, mirrored by the importers :mod:`nam` and :mod:`rtneural`.
 
 What the target cannot express is folded into the weights where that is exact up
 to float32 rounding, or refused with the reason:
 
 - input scale: multiplies the audio column of the first layer's input weights
-  (``W_ih[:, 0] * s``; the knob columns are untouched);
-- output gain: multiplies the head (NAM, AIDA-X without skip) or becomes AIDA-X's
-  ``out_gain`` in dB (with skip, where the input passes the gain too);
+  (``W_ih[:, 0] * s``; the knob columns are untouched); in a WaveNet, the first
+  array's rechannel and every layer's input mixer;
+- output gain: multiplies the head (NAM, AIDA-X without skip; a WaveNet's head scale)
+  or becomes AIDA-X's ``out_gain`` in dB (with skip, where the input passes the gain too);
 - skip: NAM's LSTM has none, so a model with the skip cannot become ``.nam``;
 - AIDA-X runs one LSTM layer with H in {8, 12, 16, 20, 24, 32, 40, 64, 80} and
   starts from zero state; NAM plugins feed one input, so knobs cannot go to ``.nam``.
@@ -23,6 +24,7 @@ from ampnet import __version__
 from ampnet.errors import AmpnetError
 from ampnet.formats.model import RecurrentModel
 from ampnet.formats.rtneural import keras_gru_order
+from ampnet.formats.wavenet import WaveNetModel, layer_array_config, wavenet_tensors
 
 NAM_VERSION = "0.5.4"  # NeuralAmpModelerCore loads 0.5.0 to 0.7.0
 AIDAX_HIDDEN_SIZES = (8, 12, 16, 20, 24, 32, 40, 64, 80)
@@ -56,8 +58,10 @@ def _normalized_knob_inputs(model: RecurrentModel):
     return weight, bias
 
 
-def to_nam(model: RecurrentModel) -> dict:
-    """A ``.nam`` document (architecture LSTM) with the same output as ``model``."""
+def to_nam(model) -> dict:
+    """A ``.nam`` document (architecture LSTM or WaveNet) with the same output as ``model``."""
+    if model.CELL == WaveNetModel.CELL:
+        return _wavenet_to_nam(model)
     if model.CELL != "lstm":
         raise ExportError(f"this is a {model.CELL.upper()} model; NAM plays LSTM and WaveNet "
                           "models only; export it to AIDA-X instead (--to aidax)")
@@ -78,20 +82,50 @@ def to_nam(model: RecurrentModel) -> dict:
                     initial_h[i], initial_c[i]]
     weights += [model.head_weight.ravel() * float(model.output_gain),
                 model.head_bias * float(model.output_gain)]
+    return {"version": NAM_VERSION, "architecture": "LSTM",
+            "config": {"input_size": 1, "hidden_size": hidden, "num_layers": model.num_layers},
+            "weights": _flat(weights), "sample_rate": float(model.sample_rate),
+            "metadata": _nam_metadata(model)}
+
+
+def _wavenet_to_nam(model: WaveNetModel) -> dict:
+    """NAM's v0.5 WaveNet config and flat weights (:func:`wavenet_tensors`' order)."""
+    scale = float(model.input_scale)
+    weights = []
+    for key, _, tensor in wavenet_tensors(model):
+        takes_audio = key == "arrays.0.rechannel_weight" or key.endswith(".mixer_weight")
+        weights.append(tensor.astype(np.float64) * (scale if takes_audio else 1.0))
+    head_scale = float(model.head_scale) * float(model.output_gain)
+    metadata = _nam_metadata(model)
+    if scale == 1.0 and model.output_gain == 1.0 and model.metadata.get("loudness") is not None:
+        metadata["loudness"] = model.metadata["loudness"]
+    return {"version": NAM_VERSION, "architecture": "WaveNet",
+            "config": {"layers": [layer_array_config(a) for a in model.arrays], "head": None,
+                       "head_scale": head_scale},
+            "weights": _flat(weights) + [head_scale], "sample_rate": float(model.sample_rate),
+            "metadata": metadata}
+
+
+def _flat(parts):
+    """One flat list of float32 values (as Python floats) from ``parts``."""
+    return [float(np.float32(v)) for part in parts for v in np.ravel(part)]
+
+
+def _nam_metadata(model):
     metadata = {"name": model.name}
     for key in NAM_METADATA:
         if model.metadata.get(key) is not None:
             metadata[key] = model.metadata[key]
-    return {"version": NAM_VERSION, "architecture": "LSTM",
-            "config": {"input_size": 1, "hidden_size": hidden, "num_layers": model.num_layers},
-            "weights": [float(np.float32(v)) for part in weights for v in np.ravel(part)],
-            "sample_rate": float(model.sample_rate), "metadata": metadata}
+    return metadata
 
 
 def to_aidax(model: RecurrentModel, probe=None) -> tuple[dict, list]:
     """An AIDA-X JSON document and a list of notes (what was dropped, and why).
     ``probe`` (float32, up to 2048 samples) becomes ``input_batch``/``output_batch``,
     the reference output AIDA-X files carry."""
+    if model.CELL == WaveNetModel.CELL:
+        raise ExportError("AIDA-X plays LSTM and GRU models; this is a WaveNet; export it to "
+                          "NAM instead (--to nam)")
     if model.num_layers != 1:
         raise ExportError(f"AIDA-X runs one recurrent layer; this model has {model.num_layers}; "
                           "train with --layers 1 for AIDA-X")

@@ -172,16 +172,7 @@ def check_model(model: RecurrentModel, path) -> RecurrentModel:
     if len(model.knobs) > limits.MAX_KNOBS:
         raise ModelFileError(path, "knobs", f"{len(model.knobs)} knob inputs; ampnet plays up to "
                              f"{limits.MAX_KNOBS}")
-    if not limits.finite_in(model.sample_rate, limits.MIN_SAMPLE_RATE, limits.MAX_SAMPLE_RATE):
-        raise ModelFileError(path, "sample_rate", f"{model.sample_rate!r} Hz is not a sample rate "
-                             f"ampnet plays ({limits.MIN_SAMPLE_RATE:g} to "
-                             f"{limits.MAX_SAMPLE_RATE:g} Hz)")
-    if not limits.finite_in(abs(model.input_scale), limits.MIN_INPUT_SCALE, limits.MAX_GAIN):
-        raise ModelFileError(path, "input_scale", f"{model.input_scale!r} is not a usable input "
-                             "gain (a finite number, at most +-120 dB)")
-    if not limits.finite_in(abs(model.output_gain), 0.0, limits.MAX_GAIN):
-        raise ModelFileError(path, "output_gain", f"{model.output_gain!r} is not a usable output "
-                             "gain (a finite number, at most +120 dB)")
+    check_common(model, path)
     g4 = model.GATES * hidden
     expected = {"head_weight": (1, hidden), "head_bias": (1,)}
     arrays = {"head_weight": model.head_weight, "head_bias": model.head_bias}
@@ -223,6 +214,21 @@ def check_model(model: RecurrentModel, path) -> RecurrentModel:
                                  f"between them (min {knob.minimum:g}, default {knob.default:g}, "
                                  f"max {knob.maximum:g})")
     return model
+
+
+def check_common(model, path):
+    """The checks every architecture shares: a plausible sample rate and usable input and
+    output gains. Raises :class:`~ampnet.errors.ModelFileError` naming ``path``."""
+    if not limits.finite_in(model.sample_rate, limits.MIN_SAMPLE_RATE, limits.MAX_SAMPLE_RATE):
+        raise ModelFileError(path, "sample_rate", f"{model.sample_rate!r} Hz is not a sample rate "
+                             f"ampnet plays ({limits.MIN_SAMPLE_RATE:g} to "
+                             f"{limits.MAX_SAMPLE_RATE:g} Hz)")
+    if not limits.finite_in(abs(model.input_scale), limits.MIN_INPUT_SCALE, limits.MAX_GAIN):
+        raise ModelFileError(path, "input_scale", f"{model.input_scale!r} is not a usable input "
+                             "gain (a finite number, at most +-120 dB)")
+    if not limits.finite_in(abs(model.output_gain), 0.0, limits.MAX_GAIN):
+        raise ModelFileError(path, "output_gain", f"{model.output_gain!r} is not a usable output "
+                             "gain (a finite number, at most +120 dB)")
 
 
 def float32_array(value, path, field):

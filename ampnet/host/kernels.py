@@ -36,11 +36,11 @@ allocates: slices are views.
 import numba
 import numpy as np
 
-from ampnet.engine import gru_kernel, lstm_kernel
+from ampnet.engine import gru_kernel, lstm_kernel, wavenet_kernel
 from ampnet.host.fft import irfft, rfft
 
-GAIN, GATE, LSTM, BIQUADS, CONVOLVER, MIX, GRU = range(7)
-MODEL_KINDS = {"lstm": LSTM, "gru": GRU}  # a neural model's kind by its cell
+GAIN, GATE, LSTM, BIQUADS, CONVOLVER, MIX, GRU, WAVENET = range(8)
+MODEL_KINDS = {"lstm": LSTM, "gru": GRU, "wavenet": WAVENET}  # a neural model's kind by its cell
 KIND, F32, F32_LEN, F64, F64_LEN, S32, S32_LEN, S64, S64_LEN, INIT32, INIT64 = range(11)
 TABLE_COLUMNS = 11
 F64_HEADER, S64_HEADER = 2, 1  # [wet_target, smoothing] and [wet]
@@ -105,18 +105,20 @@ def gate_run(y, dry, f, s):
 
 
 @numba.njit(cache=True)
-def _run_model(y, params, state, gru):
-    """One channel of a neural model, in place: the GRU kernel when ``gru``, else the LSTM's."""
-    if gru:
+def _run_model(y, params, state, kind):
+    """One channel of a neural model of ``kind`` (``MODEL_KINDS``), in place."""
+    if kind == GRU:
         gru_kernel._run_channel(y, y, params, state)
+    elif kind == WAVENET:
+        wavenet_kernel._run_channel(y, y, params, state)
     else:
         lstm_kernel._run_channel(y, y, params, state)
 
 
 @numba.njit(cache=True)
-def model_run(y, params, f, state, s, smooth, gru):
-    """A neural model: ``params`` as its architecture's ``pack_params`` builds it (an
-    LSTM, or a GRU when ``gru``); ``f = [knob_count, knob targets...]``;
+def model_run(y, params, f, state, s, smooth, kind):
+    """A neural model of ``kind`` (``MODEL_KINDS``): ``params`` as its architecture's
+    ``pack_params`` builds it; ``f = [knob_count, knob targets...]``;
     ``s = [phase, knob values...]``.
 
     While a knob moves, the model runs in sub-blocks of ``KNOB_STEP`` samples aligned
@@ -128,7 +130,7 @@ def model_run(y, params, f, state, s, smooth, gru):
         moving = moving or s[1 + k] != f[1 + k]
     frames = y.shape[0]
     if not moving:
-        _run_model(y, params, state, gru)
+        _run_model(y, params, state, kind)
         s[0] = (s[0] + frames) % KNOB_STEP
         return
     step = 1.0 - (1.0 - smooth) ** KNOB_STEP  # the same glide time as per-sample smoothing
@@ -140,7 +142,7 @@ def model_run(y, params, f, state, s, smooth, gru):
                 s[1 + k] = _approach(s[1 + k], f[1 + k], step)
                 params[lstm_kernel.KNOBS + k] = s[1 + k]
         count = min(KNOB_STEP - phase, frames - start)
-        _run_model(y[start:start + count], params, state, gru)
+        _run_model(y[start:start + count], params, state, kind)
         s[0] = (phase + count) % KNOB_STEP
         start += count
 
@@ -361,8 +363,8 @@ def run_chain_channel(y, dry, before, channel, table, f32, f64, s32, s64):
             gain_run(y, fa, sa, smooth)
         elif kind == GATE:
             gate_run(y, dry, fa, sa)
-        elif kind == LSTM or kind == GRU:
-            model_run(y, f, fa, s, sa, smooth, kind == GRU)
+        elif kind == LSTM or kind == GRU or kind == WAVENET:
+            model_run(y, f, fa, s, sa, smooth, kind)
         elif kind == BIQUADS:
             biquads_run(y, fa, sa, smooth)
         elif kind == CONVOLVER:
