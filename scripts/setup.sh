@@ -28,3 +28,7 @@ spec="."
 [ -n "${1:-}" ] && spec=".[$1]"
 echo "== installing ampnet${1:+ with [$1]} into .venv"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e "$spec"
+# Compile every kernel into Numba's cache now, so the first render or live session
+# does not spend half a minute compiling.
+echo "== compiling the kernels (once per install and CPU)"
+.venv/bin/python -m ampnet.host.warm

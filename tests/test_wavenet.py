@@ -16,7 +16,6 @@ import pytest
 
 from ampnet.cli import main
 from ampnet.engine import Engine
-from ampnet.errors import AmpnetError
 from ampnet.formats import load_model, save_model
 from ampnet.formats.wavenet import ACTIVATIONS
 from ampnet.host.chain import Chain
@@ -285,3 +284,17 @@ def test_nam_package_plays_ampnet_exports_identically(tmp_path):
     x = guitar_like(2.0, seed=29, level=0.5)
     assert np.max(np.abs(reference.nam_output(doc, x) - run_whole(model, x))) <= 1e-6
 
+
+
+def test_set_up_warms_the_cache_for_every_architecture():
+    from ampnet.engine import ARCHITECTURES
+    from ampnet.formats.model import check_model
+    from ampnet.formats.wavenet import check_wavenet
+    from ampnet.host.warm import tiny_model, warm_cache
+
+    assert set(ARCHITECTURES) == {"lstm", "gru", "wavenet"}
+    for cell in ARCHITECTURES:
+        model = tiny_model(cell)
+        (check_wavenet if cell == "wavenet" else check_model)(model, "tiny")
+        assert model.CELL == cell
+    assert warm_cache() > 0

@@ -24,7 +24,7 @@ def run(args):
     print(f"  architecture:  {model.architecture}, "
           f"input size {model.input_size}, linear output")
     if model.CELL == "wavenet":
-        print(f"  activations:   " + ", ".join(
+        print("  activations:   " + ", ".join(
             f"{a.activation}{' (gated)' if a.gated else ''}" for a in model.arrays)
             + f"; head scale {model.head_scale:g}")
     print(f"  parameters:    {model.parameter_count}")
