@@ -21,9 +21,13 @@ controls separate ampnet's share from the machine's:
   callbacks whose own work exceeds the period are the xruns ampnet causes.
 
     python benchmarks/live.py [--seconds 60] [--out benchmarks/results/live.json]
+    python benchmarks/live.py --rig [--out benchmarks/results/live-wavenet.json]
 
 Target: H=32, block 64: p99 under 25% of the 1.33 ms period and no xrun caused by
-ampnet in 60 s (no long callbacks beyond the baseline's).
+ampnet in 60 s (no long callbacks beyond the baseline's). ``--rig`` measures a whole
+chain instead of bare LSTMs: gate + NAM's standard WaveNet (the example capture in
+``tests/fixtures/nam``) + EQ + a 200 ms cabinet impulse response, against the same
+baseline; target: no xrun caused by ampnet at block 64.
 """
 
 import argparse
@@ -37,28 +41,48 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 from ampnet.formats import save_model  # noqa: E402
-from ampnet.host.chain import Chain  # noqa: E402
-from ampnet.host.processors import NeuralModel  # noqa: E402
+from ampnet.host.preset import load_spec  # noqa: E402
 from ampnet.live import rt_kernel  # noqa: E402
+from machine import machine_facts  # noqa: E402
 from tests.jack_server import JackServer  # noqa: E402
 from tests.signals import guitar_like, random_model  # noqa: E402
 
 import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
 
 RATE = 48000
+RIG = "wavenet rig"  # the case name of the --rig chain
+STANDARD_WAVENET = ROOT / "tests/fixtures/nam/wavenet_a1_standard.nam"
 
 SUMMARY = re.compile(r"(\d+) callbacks, (\d+) xruns \((\d+) callbacks longer.*median ([\d.]+) ms, "
                      r"p99 ([\d.]+) ms, p99.9 ([\d.]+) ms, worst ([\d.]+) ms")
 
 
-def run_case(hidden, block, seconds, tmp):
-    """``hidden`` 0: the baseline chain that does no work."""
-    if hidden:
+def case_file(hidden, tmp):
+    """What ``ampnet live`` plays for a case: an LSTM of ``hidden``, the baseline chain
+    that does no work (``hidden`` 0), or the :data:`RIG` preset."""
+    if hidden == RIG:
+        ir = Path(tmp) / "cab.wav"
+        t = np.arange(int(0.2 * RATE)) / RATE
+        sf.write(ir, (np.random.default_rng(0).standard_normal(t.size) * np.exp(-t / 0.03))
+                 .astype(np.float32) * 0.1, RATE)
+        model = Path(tmp) / "rig.toml"
+        model.write_text(f'[[chain]]\ntype = "gate"\n\n[[chain]]\ntype = "model"\n'
+                         f'path = "{STANDARD_WAVENET}"\nnormalize = true\n\n[[chain]]\n'
+                         f'type = "eq"\nbass_db = 2.0\n\n[[chain]]\ntype = "cabinet"\n'
+                         f'path = "{ir}"\n')
+    elif hidden:
         model = Path(tmp) / f"h{hidden}.json"
         save_model(random_model(hidden, 1, seed=hidden), model, overwrite=True)
     else:
         model = Path(tmp) / "nothing.toml"
         model.write_text("[[chain]]\ntype = 'gain'\ngain_db = 0\n")
+    return model
+
+
+def run_case(hidden, block, seconds, tmp):
+    """``hidden`` 0: the baseline chain that does no work; :data:`RIG`: the rig."""
+    model = case_file(hidden, tmp)
     server = JackServer(blocksize=block, log_dir=tmp).start()
     try:
         done = subprocess.run([sys.executable, "-m", "ampnet", "live", str(model), "--blocksize",
@@ -81,11 +105,11 @@ def run_case(hidden, block, seconds, tmp):
             "server_log_late_lines": len(server.xrun_lines())}
 
 
-def replay_case(hidden, block, seconds, passes=3):
+def replay_case(hidden, block, seconds, tmp, passes=3):
     """Own work of each callback, as a fraction of the period: the least of ``passes``
     runs of the compiled callback over ``seconds`` of blocks, caches flushed before each."""
     blocks = int(seconds * RATE) // block
-    chain = Chain([NeuralModel(random_model(hidden, 1, seed=hidden))], RATE, max_block=block)
+    chain = load_spec(case_file(hidden, tmp)).build(RATE, max_block=block)
     arrays = chain.kernel_arrays()
     resampling = rt_kernel.Resampling(RATE, RATE, block)
     scratch = np.zeros((4, block), np.float32)
@@ -116,15 +140,20 @@ def replay_case(hidden, block, seconds, passes=3):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks/results/live.json"))
+    parser.add_argument("--rig", action="store_true", help="the gate + WaveNet + EQ + cabinet "
+                        "chain instead of bare LSTMs")
+    parser.add_argument("--out")
     args = parser.parse_args()
+    cases = [RIG] if args.rig else [16, 32, 64]
+    out = args.out or str(ROOT / "benchmarks/results" / ("live-wavenet.json" if args.rig
+                                                          else "live.json"))
     rows = []
     print(f"{'H':>8} {'block':>5} | {'median':>7} {'p99':>7} {'p99.9':>7} {'max':>7} (of period) | "
           f"per minute: long callbacks (baseline)  other xruns")
     with tempfile.TemporaryDirectory() as tmp:
         for block in (32, 64, 128):
             baseline = None
-            for hidden in (0, 16, 32, 64):
+            for hidden in [0] + cases:
                 row = run_case(hidden, block, args.seconds, tmp)
                 if hidden == 0:
                     baseline = row
@@ -133,7 +162,7 @@ def main():
                     row["excess_long_callbacks_per_minute"] = max(
                         0.0, row["long_callbacks_per_minute"] - baseline["long_callbacks_per_minute"])
                 rows.append(row)
-                name = f"H={hidden}" if hidden else "baseline"
+                name = hidden if hidden == RIG else f"H={hidden}" if hidden else "baseline"
                 print(f"{name:>8} {block:>5} | {row['median']:>6.1%} {row['p99']:>7.1%} "
                       f"{row['p999']:>7.1%} {row['max']:>7.1%}            | "
                       f"{row['long_callbacks_per_minute']:>6.1f} ({baseline['long_callbacks_per_minute']:.1f})"
@@ -143,15 +172,18 @@ def main():
           f"(of period) | callbacks over the period")
     replay = []
     for block in (32, 64, 128):
-        for hidden in (16, 32, 64):
-            row = replay_case(hidden, block, args.seconds)
+        for hidden in cases:
+            with tempfile.TemporaryDirectory() as tmp:
+                row = replay_case(hidden, block, args.seconds, tmp)
             replay.append(row)
-            print(f"{'H=' + str(hidden):>8} {block:>5} |           {row['own_median']:>6.1%} "
+            name = hidden if hidden == RIG else f"H={hidden}"
+            print(f"{name:>8} {block:>5} |           {row['own_median']:>6.1%} "
                   f"{row['own_p99']:>7.1%} {row['own_p999']:>7.1%} {row['own_max']:>7.1%}"
                   f"             | {row['own_over_period']}", flush=True)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"rows": rows, "replay": replay}, indent=1))
-    print(f"wrote {args.out}")
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps({"machine": machine_facts(), "rows": rows, "replay": replay},
+                                    indent=1))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

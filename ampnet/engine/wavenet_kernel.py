@@ -96,13 +96,14 @@ def _tile_kernel(tile):
 
     @numba.njit(inline="always", **_JIT)
     def conv_row(out, o_off, params, w_off, bias, mix, xs, state, src, length, dilation,
-                 kernel, channels, code):
+                 kernel, channels, code, head):
         """One output channel of a dilated layer into ``out[o_off:o_off + tile]``:
         ``act(bias + mix * xs + sum_k sum_i w[k, i] * history_i[t - d (K - 1 - k)])``,
         activation ``code``. Each tap's sum over the channels is formed apart and then
         added (fewer roundings at the size of the total, which keeps ampnet nearer a
         float64 evaluation than PyTorch's float32 convolution). ``src`` is the state
-        offset of channel 0's sample at the tile's start."""
+        offset of channel 0's sample at the tile's start. With ``head`` (not None) the
+        result is also added to ``head[o_off:o_off + tile]``."""
         acc = numba.carray(stack_float32(tile), tile)
         part = numba.carray(stack_float32(tile), tile)
         for t in range(tile):
@@ -121,10 +122,15 @@ def _tile_kernel(tile):
                 acc[t] += part[t]
         if code == TANH:
             for t in range(tile):
-                out[o_off + _U(t)] = tanh32(acc[t])
+                acc[t] = tanh32(acc[t])
         else:
             for t in range(tile):
-                out[o_off + _U(t)] = _activate(acc[t], code)
+                acc[t] = _activate(acc[t], code)
+        for t in range(tile):
+            out[o_off + _U(t)] = acc[t]
+        if head is not None:
+            for t in range(tile):
+                head[o_off + _U(t)] += acc[t]
 
     @numba.njit(inline="always", **_JIT)
     def mix_row(out, o_off, params, w_off, bias, inputs, rows, base, base_off):
@@ -197,18 +203,21 @@ def _tile_kernel(tile):
                 mixer = int(params[lrow + L_MIXER])
                 for o in range(channels):
                     o_off = _U(o * tile)
-                    conv_row(acts, o_off, params, conv + o * kernel * channels,
-                             params[conv_bias + o], params[mixer + o], xs, state, src,
-                             length, dilation, kernel, channels, code)
                     if gated:
+                        conv_row(acts, o_off, params, conv + o * kernel * channels,
+                                 params[conv_bias + o], params[mixer + o], xs, state, src,
+                                 length, dilation, kernel, channels, code, None)
                         g = o + channels
                         conv_row(gate, _U(0), params, conv + g * kernel * channels,
                                  params[conv_bias + g], params[mixer + g], xs, state, src,
-                                 length, dilation, kernel, channels, SIGMOID)
+                                 length, dilation, kernel, channels, SIGMOID, None)
                         for t in range(tile):
                             acts[o_off + _U(t)] *= gate[t]
-                    for t in range(tile):
-                        head[o_off + _U(t)] += acts[o_off + _U(t)]
+                            head[o_off + _U(t)] += acts[o_off + _U(t)]
+                    else:
+                        conv_row(acts, o_off, params, conv + o * kernel * channels,
+                                 params[conv_bias + o], params[mixer + o], xs, state, src,
+                                 length, dilation, kernel, channels, code, head)
                 last_layer = j == n_layers - 1
                 if not (last_layer and last_array):
                     out_w = int(params[lrow + L_OUT])
