@@ -23,7 +23,7 @@ MAX_KNOB_NAME = 64  # characters
 # Network shape (WaveNet). The engine keeps a layer's activations and the head sums of
 # a block in stack buffers of MAX_WAVENET_CHANNELS rows, and each layer's input history
 # (its dilation times kernel size, plus room for a block) in the state: the receptive
-# field bounds that memory (NAM's standard WaveNet: 4093 samples, 0.7 MB per channel).
+# field bounds that memory (NAM's standard WaveNet: 4093 samples, 0.64 MB per channel).
 MAX_WAVENET_ARRAYS = 8
 MAX_WAVENET_LAYERS = 64
 MAX_WAVENET_CHANNELS = 64

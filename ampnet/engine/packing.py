@@ -2,7 +2,7 @@
 folded into the first layer, and aligned buffers.
 
 The header is ``lstm_kernel.HEADER`` float32 values, laid out as that module's
-docstring says, the same for every recurrent architecture, so that the host's knob glide and the live
+docstring says, the same for every architecture, so that the host's knob glide and the live
 callback write knob values at one place (``KNOBS``) whatever the model.
 """
 

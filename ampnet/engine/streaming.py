@@ -5,8 +5,10 @@ out its memory (``pack_params``, ``state_size``, ``initial_state``) and names it
 compiled kernel (``KERNEL``, with ``process_mono``, ``process_channels`` and
 ``_run_channel``). :class:`Engine` runs any of them with one contract: state
 carried across blocks, nothing allocated per block. Adding an architecture means
-a model class in :mod:`ampnet.formats.model`, a layout module and a kernel here,
-and one line in this table; the host chain and the live callback dispatch on it.
+a model class and its readers in :mod:`ampnet.formats` (as :mod:`~ampnet.formats.wavenet`),
+a layout module and a kernel here, one line in this table, and for the host chain
+(which the live callback runs) a kind in ``ampnet.host.kernels.MODEL_KINDS`` with its
+branch in that module's model dispatch.
 A kernel module is imported (and compiled, or loaded from the cache) only when a
 model of its architecture is built.
 """
@@ -31,7 +33,7 @@ def layout(model):
 
 
 class Engine:
-    """Runs a recurrent model (any architecture in :data:`ARCHITECTURES`) block by block.
+    """Runs a model of any architecture in :data:`ARCHITECTURES` block by block.
 
     ``process(block)`` takes float32 audio of shape ``(frames,)`` (mono) or
     ``(channels, frames)``, any number of frames, and returns the output in the
@@ -63,7 +65,8 @@ class Engine:
             self.knobs[i] = (values or {}).get(knob.name, knob.default)
 
     def reset(self):
-        """Return every channel to the model's initial state (zeros unless the file has one)."""
+        """Return every channel to the model's initial state (its architecture's
+        ``initial_state``: a stored state, zeros, or a WaveNet's response to silence)."""
         self._state[:] = self.layout.initial_state(self.model)
 
     def process(self, block: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:

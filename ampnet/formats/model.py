@@ -188,15 +188,7 @@ def check_model(model: RecurrentModel, path) -> RecurrentModel:
         for name in ("initial_h",) if model.CELL == "gru" else ("initial_h", "initial_c"):
             expected[name] = (n_layers, hidden)
             arrays[name] = getattr(model, name)
-    for name, shape in expected.items():
-        array = arrays[name]
-        if not isinstance(array, np.ndarray) or array.shape != shape:
-            got = list(array.shape) if isinstance(array, np.ndarray) else type(array).__name__
-            raise ModelFileError(path, name, f"shape {got} does not fit the architecture "
-                                 f"(expected {list(shape)})")
-        if not np.all(np.isfinite(array)):
-            raise ModelFileError(path, name, "contains NaN or infinite values; the model is "
-                                 "broken (retrain it, or export it again)")
+    check_arrays({name: (arrays[name], shape) for name, shape in expected.items()}, path)
     names = set()
     for i, knob in enumerate(model.knobs):
         where = f"knobs[{i}]"
@@ -214,6 +206,20 @@ def check_model(model: RecurrentModel, path) -> RecurrentModel:
                                  f"between them (min {knob.minimum:g}, default {knob.default:g}, "
                                  f"max {knob.maximum:g})")
     return model
+
+
+def check_arrays(arrays, path):
+    """Raise :class:`~ampnet.errors.ModelFileError` for the first of ``arrays`` (field name
+    -> ``(array, expected shape)``) that is not an array of that shape or holds NaN or
+    infinities."""
+    for name, (array, shape) in arrays.items():
+        if not isinstance(array, np.ndarray) or array.shape != shape:
+            got = list(array.shape) if isinstance(array, np.ndarray) else type(array).__name__
+            raise ModelFileError(path, name, f"shape {got} does not fit the architecture "
+                                 f"(expected {list(shape)})")
+        if not np.all(np.isfinite(array)):
+            raise ModelFileError(path, name, "contains NaN or infinite values; the model is "
+                                 "broken (retrain it, or export it again)")
 
 
 def check_common(model, path):

@@ -60,12 +60,7 @@ def model_from_nam(doc, path):
     check_size(hidden, layers, input_size, path, "config")
     expected = sum(4 * hidden * ((input_size if i == 0 else hidden) + hidden) + 6 * hidden
                    for i in range(layers)) + hidden + 1
-    if len(doc["weights"]) != expected:  # counted before anything is converted
-        raise ModelFileError(path, "weights", f"{len(doc['weights'])} values; an LSTM of "
-                             f"{layers} x {hidden} needs {expected} (the file is damaged)")
-    weights = float32_array(doc["weights"], path, "weights")
-    if weights.ndim != 1:
-        raise ModelFileError(path, "weights", "must be a flat list of numbers")
+    weights = _flat_weights(doc, expected, f"an LSTM of {layers} x {hidden}", path)
     pos = 0
 
     def take(count, shape):
@@ -92,6 +87,18 @@ def model_from_nam(doc, path):
         hidden_size=hidden, layers=lstm_layers, head_weight=head_weight, head_bias=head_bias,
         sample_rate=DEFAULT_RATE if rate is None else rate, skip=False, knobs=knobs,
         initial_h=np.stack(h0), initial_c=np.stack(c0), metadata=metadata), path)
+
+
+def _flat_weights(doc, expected, what, path):
+    """``doc["weights"]`` as a flat float32 array, after checking that there are
+    ``expected`` of them (counted before anything is converted)."""
+    if len(doc["weights"]) != expected:
+        raise ModelFileError(path, "weights", f"{len(doc['weights'])} values; {what} needs "
+                             f"{expected} (the file is damaged)")
+    weights = float32_array(doc["weights"], path, "weights")
+    if weights.ndim != 1:
+        raise ModelFileError(path, "weights", "must be a flat list of numbers")
+    return weights
 
 
 def _metadata(doc, path):
@@ -122,12 +129,7 @@ def _wavenet_config(config, path):
 def _wavenet_from_nam(doc, path) -> WaveNetModel:
     configs, head_scale = _wavenet_config(doc.get("config"), path)
     expected = config_parameter_count(configs)
-    if len(doc["weights"]) != expected:  # counted before anything is converted
-        raise ModelFileError(path, "weights", f"{len(doc['weights'])} values; this WaveNet needs "
-                             f"{expected} (the file is damaged)")
-    weights = float32_array(doc["weights"], path, "weights")
-    if weights.ndim != 1:
-        raise ModelFileError(path, "weights", "must be a flat list of numbers")
+    weights = _flat_weights(doc, expected, "this WaveNet", path)
     if abs(float(weights[-1]) - head_scale) > 1e-6 * max(1.0, abs(head_scale)):
         raise ModelFileError(path, "weights", f"the head scale at the end of the weights "
                              f"({float(weights[-1]):g}) differs from config.head_scale "

@@ -29,7 +29,7 @@ import numpy as np
 
 from ampnet import limits
 from ampnet.errors import ModelFileError
-from ampnet.formats.model import check_common
+from ampnet.formats.model import check_arrays, check_common
 
 # Activations the engine computes (PyTorch's names, as NAM files give them).
 ACTIVATIONS = ("Tanh", "Sigmoid", "ReLU", "LeakyReLU", "Hardtanh", "SiLU")
@@ -296,22 +296,15 @@ def check_wavenet(model: WaveNetModel, path) -> WaveNetModel:
         raise ModelFileError(path, "head_scale", f"{model.head_scale!r} is not a usable gain")
     for i, a in enumerate(model.arrays):
         c, mid, k = a.channels, a.mid_channels, a.kernel_size
-        arrays = {"rechannel_weight": (a.rechannel_weight, (c, a.input_size)),
-                  "head_weight": (a.head_weight, (a.head_size, c))}
+        where = f"layer array {i}"
+        arrays = {f"{where} rechannel_weight": (a.rechannel_weight, (c, a.input_size)),
+                  f"{where} head_weight": (a.head_weight, (a.head_size, c))}
         if a.head_bias is not None:
-            arrays["head_bias"] = (a.head_bias, (a.head_size,))
+            arrays[f"{where} head_bias"] = (a.head_bias, (a.head_size,))
         for j, layer in enumerate(a.layers):
             for name, shape in (("conv_weight", (mid, c, k)), ("conv_bias", (mid,)),
                                 ("mixer_weight", (mid, 1)), ("out_weight", (c, c)),
                                 ("out_bias", (c,))):
-                arrays[f"layer {j} {name}"] = (getattr(layer, name), shape)
-        for name, (array, shape) in arrays.items():
-            where = f"layer array {i} {name}"
-            if not isinstance(array, np.ndarray) or array.shape != shape:
-                got = list(array.shape) if isinstance(array, np.ndarray) else type(array).__name__
-                raise ModelFileError(path, where, f"shape {got} does not fit the architecture "
-                                     f"(expected {list(shape)})")
-            if not np.all(np.isfinite(array)):
-                raise ModelFileError(path, where, "contains NaN or infinite values; the model "
-                                     "is broken (retrain it, or export it again)")
+                arrays[f"{where} layer {j} {name}"] = (getattr(layer, name), shape)
+        check_arrays(arrays, path)
     return model

@@ -7,7 +7,7 @@ A chain lives in a few flat arrays built once by :class:`ampnet.host.chain.Chain
   length of its slice in each of the four arrays below (columns ``F32``,
   ``F32_LEN``, ``F64``, ...), and where its initial state is kept (``INIT32``:
   ``S32_LEN`` values in ``f32``; ``INIT64``: ``S64_LEN`` values in ``f64``);
-- ``f32`` float32: coefficients the kernels read in float32 (LSTM weights,
+- ``f32`` float32: coefficients the kernels read in float32 (model weights,
   impulse responses and their spectra);
 - ``f64`` float64: targets and coefficients (gains, filter coefficients, knob
   values). The control side writes new *targets* here; kernels move towards them
