@@ -278,6 +278,7 @@ def _render_safely(spec, job, blocksize, subtype, progress):
 
 _worker_spec = _worker_queue = None
 _worker_busy = False
+_worker_stop = 0  # the signal that asked a busy worker to stop (0: none)
 
 
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -295,13 +296,21 @@ def _handle_stop_signals(handler):
 
 
 def _worker_signal(signum, frame):
-    """A worker told to stop: while it renders, it unwinds (:class:`Stopped`; the temporary
-    file is deleted), ignoring further signals until it has, and exits; when idle it
-    just exits. Either way without a traceback."""
+    """A worker told to stop: when idle it just exits; while it renders, it notes the
+    signal, and the render stops at its next chunk (:func:`_worker_progress` raises
+    :class:`Stopped` there, which deletes the temporary file), then exits. Raising from
+    the handler itself could land inside a library's finalizer (llvmlite frees compiled
+    code while a chain loads), where Python prints the exception and drops it."""
+    global _worker_stop
     if not _worker_busy:
         os._exit(128 + signum)
-    _handle_stop_signals(signal.SIG_IGN)
-    raise Stopped(signum)
+    _worker_stop = signum
+
+
+def _worker_progress(index, frames):
+    if _worker_stop:
+        raise Stopped(_worker_stop)
+    _worker_queue.put((index, frames))
 
 
 def _worker_render(index, job, blocksize, subtype):
@@ -309,11 +318,13 @@ def _worker_render(index, job, blocksize, subtype):
     _worker_busy = True
     try:
         return _render_safely(_worker_spec, job, blocksize, subtype,
-                              lambda frames: _worker_queue.put((index, frames)))
+                              lambda frames: _worker_progress(index, frames))
     except Stopped as stop:  # the temporary file is gone; take no further work
         os._exit(128 + stop.signum)
     finally:
         _worker_busy = False
+        if _worker_stop:  # asked to stop as the file ended: take no further work either
+            os._exit(128 + _worker_stop)
 
 
 def _pump_progress(queue, on_progress, stop):
