@@ -203,6 +203,18 @@ def test_hostile_presets_get_one_line(tmp_path, model_path, capsys):
     one_error_line(capsys, str(big), "too large")
 
 
+@pytest.mark.parametrize("kind, file, problem", [("model", "nothere.json", "no such model file"),
+                                                 ("cabinet", "nothere.wav", "not found")])
+def test_a_preset_naming_a_missing_file_names_the_preset_and_the_entry(tmp_path, model_path,
+                                                                         kind, file, problem, capsys):
+    """A user with twenty presets needs both: which preset, which entry, which file."""
+    rig = tmp_path / "rig.toml"
+    rig.write_text(f"[[chain]]\ntype = 'gain'\n[[chain]]\ntype = '{kind}'\npath = '{file}'\n")
+    assert main(["render", str(rig), str(tmp_path / "in.wav"), "-o", str(tmp_path / "o.wav")]) == 2
+    one_error_line(capsys, f"{rig}: chain[2] ({kind})", file, problem)
+    assert not (tmp_path / "o.wav").exists()
+
+
 def test_a_long_impulse_response_is_refused_from_its_header(tmp_path):
     rate = 48000
     path = tmp_path / "long.wav"
@@ -440,14 +452,16 @@ def test_train_refuses_impossible_settings_before_any_work(tmp_path, arguments, 
     one_error_line(capsys, words)
 
 
-@pytest.mark.parametrize("seconds", [0.3, 1.0, 1.9])
-def test_train_refuses_a_pair_too_short_to_learn_from(tmp_path, seconds, capsys):
+@pytest.mark.parametrize("seconds, latency", [(0.3, []), (0.5, []), (1.0, ["--latency", "0"]),
+                                              (1.9, ["--latency", "0"]), (1.9, [])])
+def test_train_refuses_a_pair_too_short_to_learn_from(tmp_path, seconds, latency, capsys):
+    """With or without --latency: the length is checked before the latency is sought."""
     pytest.importorskip("torch")
     dry = guitar_like(seconds)
     sf.write(str(tmp_path / "dry.wav"), dry, 48000)
     sf.write(str(tmp_path / "wet.wav"), np.tanh(3 * dry), 48000)
     assert main(["train", str(tmp_path / "dry.wav"), str(tmp_path / "wet.wav"), "-o",
-                 str(tmp_path / "m.json"), "--latency", "0"]) == 2
+                 str(tmp_path / "m.json"), *latency]) == 2
     one_error_line(capsys, "dry.wav", "record at least")
     assert not (tmp_path / "m.json").exists()
 

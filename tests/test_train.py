@@ -183,6 +183,68 @@ def test_output_layer_is_linear_and_cannot_squash():
     assert float(out.detach().max()) > 2.5  # audio beyond full scale passes unsquashed
 
 
+def test_long_inputs_reach_the_lstm_in_pieces_cudnn_accepts():
+    """cuDNN's LSTM refuses 65,536 frames or more (the first validation of a CUDA run
+    crashed on a 65,536-frame chunk); the network cuts longer inputs, with the same
+    result as one pass (checked in float64 against torch's LSTM over the whole input)."""
+    from ampnet.train.network import LSTM_MAX_FRAMES
+    from ampnet.train.trainer import Trainer, TrainConfig
+    assert LSTM_MAX_FRAMES < 65536
+    torch.manual_seed(1)
+    net = AmpLSTM(8, 2).double().eval()
+    seen = []
+    lstm_forward = net.lstm.forward
+
+    def recording_forward(inputs, state=None):
+        seen.append(tuple(inputs.shape))
+        return lstm_forward(inputs, state)
+    net.lstm.forward = recording_forward
+    frames = 2 * LSTM_MAX_FRAMES + 1000
+    x = torch.randn(2, frames, 1, dtype=torch.float64) * 0.3
+    with torch.no_grad():
+        y, _ = net(x)
+        whole, _ = lstm_forward(x * net.input_scale)
+        reference = net.head(whole) + x
+    assert [shape[1] for shape in seen] == [LSTM_MAX_FRAMES, LSTM_MAX_FRAMES, 1000]
+    assert float((y - reference).abs().max()) < 1e-12
+    # The trainer's validation, with segments longer than a piece, goes through the same path.
+    seen.clear()
+    trainer = Trainer(TrainConfig(hidden=8, batch=1, threads=1), 1.0)
+    trainer.net = net.float()
+    trainer.validate(x.float(), x.float(), [frames, frames - 5000])
+    assert seen and max(shape[1] for shape in seen) <= LSTM_MAX_FRAMES
+
+
+def test_a_gpu_trains_on_64_streams_unless_told():
+    from ampnet.train.trainer import TrainConfig, auto_batch, resolve_defaults
+    assert [auto_batch(n) for n in (1, 2, 9)] == [16, 32, 64]
+    assert [auto_batch(n, "cuda") for n in (1, 9)] == [64, 64]
+    assert auto_batch(1, "cuda:1") == 64
+    gpu = resolve_defaults(TrainConfig(device="cuda"))
+    assert (gpu.batch, gpu.learning_rate) == (64, 1.5e-2)
+    assert resolve_defaults(TrainConfig(device="cuda", batch=16)).batch == 16
+
+
+def test_the_training_device_is_checked_in_one_line(tmp_path, capsys):
+    from ampnet.train.trainer import training_device
+    assert training_device("cpu") == "cpu"
+    assert training_device(None) == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(AmpnetError, match="--device mps: ampnet trains on cpu or cuda"):
+        training_device("mps")
+    with pytest.raises(AmpnetError, match="--device gpu please: not a device"):
+        training_device("gpu please")
+    if torch.cuda.is_available():
+        return
+    dry = guitar_like(3.0)
+    dry_path, wet_path = write_pair(tmp_path, dry, device(dry))
+    assert main(["train", str(dry_path), str(wet_path), "-o", str(tmp_path / "m.json"),
+                 "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert "--device cuda:" in err and "--device cpu" in err, err
+    assert not (tmp_path / "m.json").exists()
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One short CLI training run shared by the pipeline tests."""

@@ -57,7 +57,8 @@ def add_parser(sub):
     run.add_argument("--epochs", type=int, default=200, help="epoch limit (default 200)")
     run.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     run.add_argument("--batch", type=int, default=0,
-                     help="parallel training streams (default: 16 per captured setting, at most 64)")
+                     help="parallel training streams (default: 16 per captured setting, at most "
+                          "64; 64 on a CUDA GPU)")
     run.add_argument("--lr", type=float, default=0.0,
                      help="initial learning rate (default 1e-2 at 16 streams, 1.5e-2 at 64)")
     run.add_argument("--stft-weight", type=float, default=0.0,
@@ -118,7 +119,7 @@ def run_train(args):
     from ampnet import __version__
     from ampnet.train import report as report_files
     from ampnet.train.pipeline import DataOptions, fit, save
-    from ampnet.train.trainer import TrainConfig, choose_threads
+    from ampnet.train.trainer import TrainConfig, choose_threads, training_device
 
     check_arguments(args)
     output = Path(args.output)
@@ -135,7 +136,7 @@ def run_train(args):
         for path in (take.dry, take.wet):
             if Path(path).resolve() == output.resolve():
                 raise AmpnetError(f"{output}: is an input recording; choose another output file")
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = training_device(args.device)
     output.parent.mkdir(parents=True, exist_ok=True)
 
     config = TrainConfig(hidden=args.hidden, layers=args.layers, skip=not args.no_skip,

@@ -151,7 +151,9 @@ def _processor(entry, where, base):
             return Cabinet(file, normalize=normalize, **entry)
         from ampnet.formats import load_model
         return NeuralModel(load_model(file), file, normalize=normalize, **entry)
-    except ValueError as err:
+    except (ValueError, AmpnetError) as err:
+        # A file the entry names is at fault: the line names the preset and the entry
+        # too, since a user with many presets needs both.
         raise AmpnetError(f"{where}: {err}") from None
 
 

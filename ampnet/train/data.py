@@ -97,6 +97,7 @@ def load_pair(dry_path, wet_path, channel=None, resample=False, latency=None) ->
         raise AmpnetError(f"{wet_path}: {extra / rate:.2f} s longer than {dry_path}; these do not look "
                           "like the same take (trim the wet to the dry's length)")
 
+    _check_length(dry_path, dry.size, rate)  # before the latency, which needs as much
     if latency is None:
         estimate = estimate_latency(dry, wet, rate)
         if not estimate.confident:
@@ -125,11 +126,15 @@ def load_pair(dry_path, wet_path, channel=None, resample=False, latency=None) ->
     if dry.size > common:
         notes.append(f"{dry_path}: last {dry.size - common} samples dropped (no aligned wet for them)")
     dry, wet = dry[:common], wet[:common]
-    if dry.size < MIN_SECONDS * rate:
-        raise AmpnetError(f"{dry_path}: only {dry.size / rate:.1f} s of audio; record at least "
-                          f"{MIN_SECONDS:.0f} s (a few minutes is best)")
+    _check_length(dry_path, dry.size, rate)
     return Pair(np.ascontiguousarray(dry), np.ascontiguousarray(wet), rate, int(latency),
                 confidence, notes, source_dry, source_wet, peak)
+
+
+def _check_length(path, frames, rate):
+    if frames < MIN_SECONDS * rate:
+        raise AmpnetError(f"{path}: only {frames / rate:.1f} s of audio; record at least "
+                          f"{MIN_SECONDS:.0f} s (a few minutes is best)")
 
 
 def _compensate(dry, wet, latency):

@@ -3,6 +3,11 @@
 import torch
 from torch import nn
 
+# cuDNN's LSTM refuses a sequence of 65,536 frames or more ("CUDNN_STATUS_NOT_SUPPORTED ...
+# non-contiguous input", whatever the layout: pytorch/pytorch#133751); the network feeds
+# longer inputs to the LSTM in pieces of at most this many frames, state carried across.
+LSTM_MAX_FRAMES = 1 << 15
+
 from ampnet.formats.model import RecurrentLayer, LSTMModel
 
 
@@ -11,7 +16,9 @@ class AmpLSTM(nn.Module):
 
     Input ``(batch, frames, 1 + K)``: the audio, then the ``K`` knob values already
     normalised to 0..1 over each knob's range (the exported model does that itself,
-    ``knob_inputs = "normalized"``). Output ``(batch, frames, 1)``.
+    ``knob_inputs = "normalized"``). Output ``(batch, frames, 1)``. Any number of
+    frames: inputs longer than :data:`LSTM_MAX_FRAMES` run through the LSTM in pieces
+    (the same result; what cuDNN accepts).
     The head is a plain ``nn.Linear``: the target is audio that may exceed [-1, 1],
     so there is no squashing activation, and none can be configured.
     """
@@ -28,7 +35,14 @@ class AmpLSTM(nn.Module):
         inputs = audio * self.input_scale
         if x.shape[-1] > 1:
             inputs = torch.cat([inputs, x[..., 1:]], dim=-1)
-        hidden, state = self.lstm(inputs, state)
+        if inputs.shape[1] <= LSTM_MAX_FRAMES:
+            hidden, state = self.lstm(inputs, state)
+        else:
+            pieces = []
+            for start in range(0, inputs.shape[1], LSTM_MAX_FRAMES):
+                piece, state = self.lstm(inputs[:, start:start + LSTM_MAX_FRAMES], state)
+                pieces.append(piece)
+            hidden = torch.cat(pieces, dim=1)
         y = self.head(hidden)
         if self.skip:
             y = y + audio

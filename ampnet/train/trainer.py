@@ -39,7 +39,7 @@ from tqdm import tqdm
 from ampnet.errors import AmpnetError
 from ampnet.io.files import atomic_output
 from ampnet.train.losses import MultiResolutionSTFT, esr, esr_dc_loss
-from ampnet.train.network import AmpLSTM
+from ampnet.train.network import LSTM_MAX_FRAMES, AmpLSTM
 
 
 @dataclass
@@ -91,11 +91,19 @@ CHECKPOINT_KEYS = {"config", "history", "net", "best", "optimizer", "input_scale
 RESUME_MUST_MATCH = ("hidden", "layers", "skip", "batch", "update_samples")
 
 
-def auto_batch(settings):
-    """Parallel streams for a capture set of ``settings`` captured settings: 16 per
-    setting, at most 64. One capture trains best on 16 (more streams would make each
-    short and leave few updates per epoch); a knob set has several times the audio, and
-    more streams keep its epochs short."""
+def auto_batch(settings, device="cpu"):
+    """Parallel streams for a capture set of ``settings`` captured settings: on the CPU
+    16 per setting, at most 64. One capture trains best there on 16 (more streams would
+    make each short and leave few updates per epoch); a knob set has several times the
+    audio, and more streams keep its epochs short.
+
+    On a CUDA device always 64: an update costs about the same for 16 or 64 streams
+    there, so 64 see four times the audio per second. Measured on an H200 (PyTorch 2.11,
+    cuDNN 9.19), LSTM-32 on gx-studiopre, 3.5 minutes, the three runs side by side,
+    validation ESR: 16 streams 0.046 (11 s an epoch), 64 streams 0.025 (3.4 s), 128
+    streams 0.065 (2.2 s; stopped by patience after 2 minutes)."""
+    if torch.device(device).type == "cuda":
+        return MAX_AUTO_STREAMS
     return max(1, min(MAX_AUTO_STREAMS, STREAMS_PER_SETTING * settings))
 
 
@@ -115,9 +123,33 @@ def auto_learning_rate(batch):
 def resolve_defaults(config, settings=1):
     """``config`` with the automatic batch and learning rate filled in for a capture set
     of ``settings`` captured settings (fields the caller set are kept)."""
-    batch = config.batch or auto_batch(settings)
+    batch = config.batch or auto_batch(settings, config.device)
     return replace(config, batch=batch,
                    learning_rate=config.learning_rate or auto_learning_rate(batch))
+
+
+def training_device(name=None):
+    """The torch device to train on: ``name`` ("cpu", "cuda", "cuda:N"), or CUDA when
+    present; refuses one this machine cannot use, in one line."""
+    if name is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise AmpnetError(f"--device {name}: not a device; give cpu or cuda (or cuda:N)") from None
+    if device.type == "cpu":
+        return "cpu"
+    if device.type != "cuda":
+        raise AmpnetError(f"--device {name}: ampnet trains on cpu or cuda")
+    if not torch.cuda.is_available():
+        why = ("this PyTorch is a CPU build" if torch.version.cuda is None
+               else "no CUDA GPU is visible (driver, CUDA_VISIBLE_DEVICES?)")
+        raise AmpnetError(f"--device {name}: {why}; train with --device cpu, or install a "
+                          "CUDA build of PyTorch on a machine with an NVIDIA GPU")
+    if device.index is not None and device.index >= torch.cuda.device_count():
+        raise AmpnetError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA "
+                          f"device(s), numbered from 0")
+    return str(device)
 
 
 def choose_threads(config):
@@ -292,9 +324,9 @@ class Trainer:
                   "halved")
 
     @torch.no_grad()
-    def validate(self, x_val, y_val, lengths, chunk=1 << 16):
+    def validate(self, x_val, y_val, lengths, chunk=LSTM_MAX_FRAMES):
         """ESR of each validation segment over its whole length (a list), state carried
-        across chunks."""
+        across chunks of ``chunk`` frames."""
         self.net.eval()
         state, outputs = None, []
         for s in range(0, x_val.shape[1], chunk):
@@ -361,7 +393,9 @@ class Trainer:
             self.elapsed_before = float(payload["elapsed"])
             self.lr_scale = float(payload["lr_scale"])
             self.updates_done = int(payload["updates_done"])
-            torch.set_rng_state(payload["torch_rng"])
+            # map_location moved every tensor to the training device; the CPU
+            # generator's state must be a CPU tensor.
+            torch.set_rng_state(payload["torch_rng"].cpu())
         except (RuntimeError, TypeError, ValueError, KeyError, AttributeError) as err:
             raise AmpnetError(f"{path}: damaged checkpoint ({str(err).splitlines()[0][:120]}); "
                               "delete it and start without --resume") from None
