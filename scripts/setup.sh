@@ -6,11 +6,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # PortAudio for live audio; for the test extra also JACK2, whose dummy driver is the
-# audio server the live tests run against (this machine has no sound card).
+# audio server the live and capture tests run against (this machine has no sound card).
 apt_packages=""
 ldconfig -p 2>/dev/null | grep -q libportaudio.so.2 || apt_packages="libportaudio2"
-if [[ "${1:-}" == *test* ]] && ! command -v jackd >/dev/null; then
-    apt_packages="$apt_packages jackd2"
+if [[ "${1:-}" == *test* ]]; then
+    command -v jackd >/dev/null || apt_packages="$apt_packages jackd2"
+    # A real device in the JACK graph for the capture tests: a Guitarix LV2 plugin run by
+    # jalv, and lv2apply to run the same plugin offline.
+    command -v jalv >/dev/null || apt_packages="$apt_packages jalv"
+    command -v lv2apply >/dev/null || apt_packages="$apt_packages lilv-utils"
+    [ -d /usr/lib/lv2/gxtilttone.lv2 ] || apt_packages="$apt_packages guitarix-lv2"
 fi
 if [ -n "$apt_packages" ]; then
     echo "== installing $apt_packages (apt)"

@@ -6,10 +6,11 @@ import os
 import sys
 
 from ampnet import __version__
-from ampnet.cli import convert_cmd, devices_cmd, info_cmd, live_cmd, render_cmd, train_cmd
+from ampnet.cli import (capture_cmd, convert_cmd, devices_cmd, info_cmd, live_cmd, render_cmd,
+                        signal_cmd, train_cmd)
 from ampnet.errors import AmpnetError, Stopped, install_stop_handlers, restore_handlers
 
-COMMANDS = [train_cmd, render_cmd, live_cmd, devices_cmd, info_cmd, convert_cmd]
+COMMANDS = [signal_cmd, capture_cmd, train_cmd, render_cmd, live_cmd, devices_cmd, info_cmd, convert_cmd]
 
 
 def build_parser():

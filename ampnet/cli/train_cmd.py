@@ -21,11 +21,13 @@ def add_parser(sub):
                                    "signal recorded through the device; or, from wets at several "
                                    "knob settings (WET@knob=value,...) or a TOML manifest, one "
                                    "model with the device's knobs.")
-    p.add_argument("inputs", nargs="+", metavar="DRY WET | DRY WET@KNOB=V,... ... | MANIFEST.toml",
+    p.add_argument("inputs", nargs="+",
+                   metavar="DRY WET | DRY WET@KNOB=V,... ... | MANIFEST.toml | CAPTURE_DIR",
                    help="the dry (DI) recording and the same signal through the device (WAV, "
                         "FLAC or AIFF); for a knob capture, several wets of that dry, each with "
                         "its settings after '@' (e.g. wet2.flac@drive=2,tone=5); or a .toml "
-                        "manifest of captures (see the README)")
+                        "manifest of captures (see the README), or a folder 'ampnet capture' "
+                        "wrote")
     p.add_argument("-o", "--output", required=True, help="model file to write (.json)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model file")
     data = p.add_argument_group("data")
@@ -173,8 +175,10 @@ def run_train(args):
     print("  (null tests: the model rendered from the dry file, against the wet advanced by the "
           "latency, DC removed from both)")
     rate = report.sample_rate
-    print(f"latency found: {figures['latency_samples']} samples "
-          f"({1000 * figures['latency_samples'] / rate:.2f} ms)")
+    how = {"clicks": "from the capture signal's clicks", "given": "as given",
+           "estimated": "estimated from the playing"}[figures["latency_method"]]
+    print(f"latency: {figures['latency_samples']} samples "
+          f"({1000 * figures['latency_samples'] / rate:.2f} ms), {how}")
     print(f"training time: {figures['training_seconds'] / 60:.1f} min ({figures['stopped_because']})")
     print(f"model: {output}\nreport: {report_json}, {report_png}")
     first = capture_set.captures[0]
@@ -188,7 +192,13 @@ def _capture_set(args):
                                        parse_wet_argument, read_manifest)
 
     inputs = args.inputs
-    if len(inputs) == 1 and inputs[0].lower().endswith(".toml"):
+    if len(inputs) == 1 and Path(inputs[0]).is_dir():
+        manifest = Path(inputs[0]) / "capture.toml"
+        if not manifest.exists():
+            raise AmpnetError(f"{inputs[0]}: no capture.toml in this folder; make one with "
+                              "'ampnet capture -o FOLDER', or give DRY WET")
+        capture_set = read_manifest(manifest)
+    elif len(inputs) == 1 and inputs[0].lower().endswith(".toml"):
         capture_set = read_manifest(inputs[0])
     elif len(inputs) >= 2:
         dry = inputs[0]

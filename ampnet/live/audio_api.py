@@ -42,3 +42,21 @@ def resolve_device(sd, spec, kind):
     except (ValueError, sd.PortAudioError) as err:
         raise AmpnetError(f"{kind} device {spec!r} not found ({err}); list them with "
                           "'ampnet devices'") from None
+
+
+def open_duplex_stream(sd, rate, blocksize, devices, channels, callback_address,
+                       userdata_address, finished=None, latency="low"):
+    """A duplex float32 stream whose callback is a compiled C function (``callback_address``,
+    PortAudio's ``PaStreamCallback``) given ``userdata_address``: no Python on the audio
+    thread. The one place that reaches into sounddevice's internals (``_StreamBase``,
+    ``_ffi``) to pass a C function pointer through. ``devices``/``channels``:
+    ``(input, output)`` pairs. Not started: use it as a context manager."""
+    try:
+        return sd._StreamBase(
+            "duplex", samplerate=rate, blocksize=blocksize, device=devices, channels=channels,
+            dtype="float32", latency=latency,
+            callback=sd._ffi.cast("PaStreamCallback *", callback_address),
+            userdata=sd._ffi.cast("void *", userdata_address), wrap_callback=None,
+            finished_callback=finished)
+    except sd.PortAudioError as err:
+        raise AmpnetError(f"cannot open the audio stream: {err}") from None

@@ -251,3 +251,73 @@ def cycles_per_second():
     t0, c0 = time.perf_counter(), cycle_counter_py()
     time.sleep(0.1)
     return (cycle_counter_py() - c0) / (time.perf_counter() - t0)
+
+
+# --- playing one buffer while recording another (ampnet capture) -------------------
+
+# Slots of the play/record callback's ``counters`` (float64, one writer: the callback).
+PR_POSITION, PR_CALLBACKS, PR_XRUNS = range(3)
+PR_COUNTERS = 8
+(PR_PLAY_AT, PR_RECORD_AT, PR_COUNTERS_AT) = (0, 3, 6)
+PR_IN_CHANNEL, PR_OUT_CHANNEL, PR_N_IN, PR_N_OUT = 9, 10, 11, 12
+PR_USERDATA_SIZE = 13
+
+
+@numba.cfunc(_CALLBACK_SIGNATURE, cache=True, error_model="numpy")
+def play_record_callback(input_buffer, output_buffer, frames, time_info, status_flags,
+                         userdata_ptr):
+    """PortAudio callback, compiled: frame ``position + i`` of ``play`` goes to the output
+    channel (silence on every other channel and after the end) while the input channel
+    is written to the same frame of ``record``; then ``position`` advances. One stream
+    clock for both, so the recording lines up with what was played. ``userdata_ptr``
+    points at :class:`PlayRecordData`'s int64 array."""
+    userdata = numba.carray(userdata_ptr, PR_USERDATA_SIZE, np.int64)
+    count = numba.int64(frames)
+    indata = numba.carray(input_buffer, (count, userdata[PR_N_IN]), np.float32)
+    outdata = numba.carray(output_buffer, (count, userdata[PR_N_OUT]), np.float32)
+    play = _f32_1d(userdata, PR_PLAY_AT)
+    record = _f32_1d(userdata, PR_RECORD_AT)
+    counters = _f64_1d(userdata, PR_COUNTERS_AT)
+    in_channel, out_channel = userdata[PR_IN_CHANNEL], userdata[PR_OUT_CHANNEL]
+    position = numba.int64(counters[PR_POSITION])
+    for i in range(count):
+        for c in range(outdata.shape[1]):
+            outdata[i, c] = 0.0
+        frame = position + i
+        if frame < play.size:
+            outdata[i, out_channel] = play[frame]
+        if frame < record.size:
+            record[frame] = indata[i, in_channel]
+    if status_flags != 0:
+        counters[PR_XRUNS] += 1.0
+    counters[PR_CALLBACKS] += 1.0
+    counters[PR_POSITION] = position + count  # last: readers see finished frames only
+    return _PA_CONTINUE
+
+
+class PlayRecordData:
+    """``userdata`` of :func:`play_record_callback`: ``play`` and ``record`` float32
+    ``(frames,)`` (kept alive here), ``counters`` float64 ``(PR_COUNTERS,)``, the 0-based
+    channels and the stream's channel counts."""
+
+    def __init__(self, play, record, in_channel, out_channel, n_in, n_out):
+        self.play = np.ascontiguousarray(play, dtype=np.float32)
+        self.record = record
+        self.counters = np.zeros(PR_COUNTERS)
+        if record.dtype != np.float32 or record.ndim != 1 or not record.flags.c_contiguous:
+            raise ValueError("record: need a C-contiguous 1-D float32 array")
+        self.userdata = np.zeros(PR_USERDATA_SIZE, dtype=np.int64)
+        for at, array in ((PR_PLAY_AT, self.play), (PR_RECORD_AT, self.record),
+                          (PR_COUNTERS_AT, self.counters)):
+            self.userdata[at:at + 3] = (array.ctypes.data, array.size, 1)
+        self.userdata[[PR_IN_CHANNEL, PR_OUT_CHANNEL, PR_N_IN, PR_N_OUT]] = (
+            in_channel, out_channel, n_in, n_out)
+
+    @property
+    def address(self):
+        return self.userdata.ctypes.data
+
+    @property
+    def position(self):
+        """Frames played and recorded so far."""
+        return int(self.counters[PR_POSITION])

@@ -27,7 +27,7 @@ from ampnet.errors import AmpnetError
 from ampnet.host.processors import NeuralModel
 from ampnet.io.files import atomic_output
 from ampnet.live import rt_kernel
-from ampnet.live.audio_api import import_sounddevice, resolve_device
+from ampnet.live.audio_api import import_sounddevice, open_duplex_stream, resolve_device
 
 RING_SECONDS = 20
 MAX_BLOCK = limits.MAX_BLOCK_FRAMES
@@ -104,17 +104,9 @@ class LiveSession:
         stats = self.stats
 
         cycles_per_second = rt_kernel.cycles_per_second()
-        try:
-            # The compiled C callback goes to PortAudio as it is (sounddevice passes a C
-            # function pointer through): no Python on the audio thread.
-            stream = sd._StreamBase(
-                "duplex", samplerate=rate, blocksize=o.blocksize, device=(in_dev, out_dev),
-                channels=(n_in, n_out), dtype="float32", latency=o.latency,
-                callback=sd._ffi.cast("PaStreamCallback *", rt_kernel.audio_callback.address),
-                userdata=sd._ffi.cast("void *", callback_data.address), wrap_callback=None,
-                finished_callback=self._finished)
-        except sd.PortAudioError as err:
-            raise AmpnetError(f"cannot open the audio stream: {err}") from None
+        stream = open_duplex_stream(sd, rate, o.blocksize, (in_dev, out_dev), (n_in, n_out),
+                                    rt_kernel.audio_callback.address, callback_data.address,
+                                    self._finished, o.latency)
 
         writer = _RecordWriter(self, o.record, rate, o.overwrite) if o.record else None
         status = _StatusPrinter(self, stream, chain, cycles_per_second, o.blocksize, rate,

@@ -41,6 +41,7 @@ from ampnet.formats.model import Knob
 MAX_CAPTURES = 1024
 MAX_MANIFEST_BYTES = 1024 * 1024
 FILE_KEYS = ("dry", "wet")
+NOTE_KEYS = ("recorded",)  # a capture's notes (ampnet capture writes them); not knobs
 
 
 @dataclass
@@ -121,7 +122,7 @@ def read_manifest(path) -> CaptureSet:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise AmpnetError(f"{path}: not a valid TOML manifest ({err})") from None
-    known = {"dry", "knobs", "capture", "validation", "test"}
+    known = {"dry", "knobs", "capture", "validation", "test", "session"}  # session: notes
     unknown = sorted(set(doc) - known)
     if unknown:
         raise AmpnetError(f"{path}: unknown key(s) {', '.join(unknown)} (a manifest has "
@@ -166,7 +167,7 @@ def _manifest_capture(item, where, base, default_dry):
             hint = " (or a top-level dry = \"...\" for all)" if key == "dry" else ""
             raise AmpnetError(f"{where}: give {key} = \"file\"{hint}")
     settings = {name: _knob_value(value, f"{where}: {name}")
-                for name, value in item.items() if name not in FILE_KEYS}
+                for name, value in item.items() if name not in FILE_KEYS + NOTE_KEYS}
     return Capture(str(base / dry), str(base / wet), settings)
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ampnet.capture import signal as capture_signal
 from ampnet.errors import AmpnetError
 from ampnet.io.audio import open_audio, read_frames
 from ampnet.train.alignment import estimate_latency
@@ -38,6 +39,8 @@ class Pair:
     source_dry: np.ndarray | None = None
     source_wet: np.ndarray | None = None
     latency_peak_samples: int | None = None  # where the correlation peaks (group delay included)
+    latency_method: str = "estimated"  # "clicks" (the capture signal's), "estimated" or "given"
+    signal: object = None  # the capture signal's Layout when the dry is that signal
 
     @property
     def dry_offset(self) -> int:
@@ -98,6 +101,11 @@ def load_pair(dry_path, wet_path, channel=None, resample=False, latency=None) ->
                           "like the same take (trim the wet to the dry's length)")
 
     _check_length(dry_path, dry.size, rate)  # before the latency, which needs as much
+    plan = capture_signal.recognize(source_dry, rate)
+    method = "given" if latency is not None else "estimated"
+    if latency is None and plan is not None:
+        latency = _latency_from_clicks(wet_path, source_wet, plan, notes)
+        method = "clicks" if latency is not None else method
     if latency is None:
         estimate = estimate_latency(dry, wet, rate)
         if not estimate.confident:
@@ -109,10 +117,14 @@ def load_pair(dry_path, wet_path, channel=None, resample=False, latency=None) ->
         notes.append(f"latency: {latency} samples ({1000 * latency / rate:.2f} ms), where the "
                      f"device's response starts (less a sample: a model can learn a delay, not the "
                      f"future; its correlation peaks at {peak}), confidence {confidence:.2f}"
-                     f"{', polarity inverted' if estimate.inverted else ''}; compensated")
+                     f"{', polarity inverted' if estimate.inverted else ''}; compensated. "
+                     "Estimated from the playing, it can be a sample or two early on a bright "
+                     "or high-gain device: capture with 'ampnet signal' (or 'ampnet capture') "
+                     "for an exact latency from its clicks")
     else:
         confidence = peak = None
-        notes.append(f"latency: {latency} samples ({1000 * latency / rate:.2f} ms), as given")
+        if method == "given":
+            notes.append(f"latency: {latency} samples ({1000 * latency / rate:.2f} ms), as given")
 
     # A wet recorded for as long as the dry misses the last `latency` samples; only a
     # wet shorter than that is a problem.
@@ -128,7 +140,30 @@ def load_pair(dry_path, wet_path, channel=None, resample=False, latency=None) ->
     dry, wet = dry[:common], wet[:common]
     _check_length(dry_path, dry.size, rate)
     return Pair(np.ascontiguousarray(dry), np.ascontiguousarray(wet), rate, int(latency),
-                confidence, notes, source_dry, source_wet, peak)
+                confidence, notes, source_dry, source_wet, peak, method, plan)
+
+
+def _latency_from_clicks(wet_path, wet, plan, notes):
+    """The latency from the capture signal's clicks, or None (with a note saying why)
+    when they cannot give it; a recording whose end clicks moved is refused."""
+    timing = capture_signal.click_timing(wet, plan)
+    rate = plan.rate
+    if timing.samples is None:
+        notes.append(f"{wet_path}: the dry is ampnet's capture signal, but its clicks cannot "
+                     f"give the latency ({timing.problem}); estimating it from the playing")
+        return None
+    if timing.drift:
+        raise AmpnetError(
+            f"{wet_path}: the end clicks arrive {timing.drift:+d} samples from where the start "
+            f"clicks put them: playback and recording ran on different clocks, or samples were "
+            "dropped (xruns) during the take. Record again through one interface, with a larger "
+            "buffer, or pass --latency N to train anyway")
+    end = ("the end clicks agree (no drift, no dropouts)" if timing.end_samples is not None
+           else f"no end clicks to check drift against ({timing.problem or 'the wet stops early'})")
+    notes.append(f"latency: {timing.samples} samples ({1000 * timing.samples / rate:.2f} ms) from "
+                 f"the capture signal's clicks: the first sample of the device's response above "
+                 f"its noise floor ({timing.floor_dbfs:.0f} dBFS peak); {end}")
+    return timing.samples
 
 
 def _check_length(path, frames, rate):
@@ -165,6 +200,16 @@ def _remove_dc(path, audio, notes):
         notes.append(f"{path}: DC offset {offset:+.4f} removed")
         return (audio - offset).astype(np.float32)
     return audio
+
+
+def split_capture_signal(pair: Pair):
+    """Train on the capture signal up to its validation section, validate on that section
+    (``pair.signal`` must be set; the latency is then never negative). Returns what
+    :func:`split_validation` returns."""
+    section = pair.signal.section("validation")
+    stop = min(section.stop, pair.dry.size)
+    return ((pair.dry[:section.start], pair.wet[:section.start]),
+            (pair.dry[section.start:stop], pair.wet[section.start:stop]), section.start)
 
 
 def split_validation(pair: Pair, fraction=0.15, search_fraction=0.05):

@@ -132,14 +132,17 @@ def fit(captures, config: TrainConfig, validation=None, test=None, knobs=None,
         if _key(take.capture.settings) in with_takes:
             train_segments.append(Segment(pair.dry, pair.wet, inputs))
             continue
-        train, val, cut = train_data.split_validation(pair, data.val_fraction)
+        on_signal = pair.signal is not None and pair.dry_offset == 0
+        train, val, cut = (train_data.split_capture_signal(pair) if on_signal
+                           else train_data.split_validation(pair, data.val_fraction))
         train_segments.append(Segment(*train, inputs))
         scored.append(Scored(take, "held-out tail", False,
-                             (pair.dry_offset + cut, pair.dry_offset + pair.dry.size),
+                             (pair.dry_offset + cut, pair.dry_offset + cut + val[0].size),
                              Segment(*val, inputs)))
         if len(takes) == 1:
-            log(f"note: last {val[0].size / rate:.1f} s held out for validation (from "
-                f"{scored[-1].frames[0] / rate:.2f} s of {take.capture.dry})")
+            held = "the capture signal's validation section" if on_signal else f"last {val[0].size / rate:.1f} s"
+            log(f"note: {held} held out for validation ({scored[-1].frames[0] / rate:.2f} to "
+                f"{scored[-1].frames[1] / rate:.2f} s of {take.capture.dry})")
     for take in val_takes:
         scored.append(Scored(take, "validation take", _key(take.capture.settings) not in captured,
                              (0, None), Segment(take.pair.dry, take.pair.wet,
@@ -205,6 +208,7 @@ def fit(captures, config: TrainConfig, validation=None, test=None, knobs=None,
         "training_data": f"{described_data}: {train_seconds:.1f} s train, {val_seconds:.1f} s "
                          f"validation, {rate} Hz",
         "validation_esr": round(val_esr, 6), "latency_samples": latency,
+        "latency_method": takes[0].pair.latency_method if data.latency is None else "given",
         # Level of the model's output on the validation audio, so that hosts can match
         # levels when switching models (RMS in dBFS; no K-weighting).
         "loudness_dbfs": round(float(20 * np.log10(
@@ -230,8 +234,10 @@ def fit(captures, config: TrainConfig, validation=None, test=None, knobs=None,
         "latency_samples": latency,
         "latency_by_capture": [{"wet": t.capture.wet, "setting": t.capture.label(),
                                 "samples": t.pair.latency_samples,
+                                "method": t.pair.latency_method,
                                 "confidence": t.pair.latency_confidence,
                                 "peak_samples": t.pair.latency_peak_samples} for t in takes],
+        "latency_method": takes[0].pair.latency_method if data.latency is None else "given",
         "latency_confidence": takes[0].pair.latency_confidence,
         "latency_peak_samples": takes[0].pair.latency_peak_samples,
         "training_seconds": round(trainer.elapsed_before, 1),
