@@ -229,6 +229,7 @@ def test_a_capture_folder_trains_from_its_manifest(tmp_path, reamp, capsys):
                  "--epochs", "1", "--threads", "1"]) == 0
     out = capsys.readouterr().out
     assert "from the capture signal's clicks" in out and "latency: 37 samples" in out
+    assert "misaligned" not in out  # a poor verdict does not blame an exact latency
     assert main(["train", str(tmp_path), "-o", str(tmp_path / "m.json")]) == 2
     assert "no capture.toml" in capsys.readouterr().err
 

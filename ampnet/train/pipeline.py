@@ -194,7 +194,9 @@ def fit(captures, config: TrainConfig, validation=None, test=None, knobs=None,
     val_esr = float(np.mean([s.null.esr for s in val_rows]))
     worst = max(val_rows, key=lambda s: s.null.esr)
     test_esr = float(np.mean([s.null.esr for s in test_rows])) if test_rows else None
-    word, advice = report_files.verdict(worst.null.esr)
+    word, advice = report_files.verdict(
+        worst.null.esr, latency_exact=data.latency is None and all(
+            t.pair.latency_method == "clicks" for t in takes))
     if advice and train_seconds < 120:
         advice = f"only {train_seconds:.0f} s of training audio: record 3+ minutes. Other " + advice
     model.metadata.update(metadata or {})

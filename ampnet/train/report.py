@@ -11,11 +11,13 @@ import numpy as np
 from ampnet.io.files import atomic_output, write_text_atomic
 
 VERDICTS = [(0.01, "great"), (0.035, "good"), (0.1, "usable")]
-POOR_CAUSES = ("likely causes: dry and wet misaligned (check the latency found, or pass "
-               "--latency), too little or too uniform training audio (play 3+ minutes covering "
-               "the dynamics and range you will use), noise or hum in the wet recording, or a "
-               "time-based effect (delay, reverb, modulation) that an LSTM this size cannot hold "
-               "(capture it without those, add them after the model)")
+MISALIGNED = ("dry and wet misaligned (check the latency found, or pass --latency; the "
+              "capture signal's clicks give it exactly)")
+OTHER_CAUSES = ("too little or too uniform training audio (play 3+ minutes covering the dynamics "
+                "and range you will use), noise or hum in the wet recording, or a time-based "
+                "effect (delay, reverb, modulation) that an LSTM this size cannot hold (capture it "
+                "without those, add them after the model)")
+POOR_CAUSES = f"likely causes: {MISALIGNED}, {OTHER_CAUSES}"
 
 
 def report_paths(model_path):
@@ -24,12 +26,13 @@ def report_paths(model_path):
             model_path.with_name(model_path.stem + ".report.png"))
 
 
-def verdict(val_esr):
-    """``(word, advice)`` for a validation ESR."""
+def verdict(val_esr, latency_exact=False):
+    """``(word, advice)`` for a validation ESR; ``latency_exact``: the latency came from the
+    capture signal's clicks, so misalignment is not among the causes."""
     for limit, word in VERDICTS:
         if val_esr < limit:
             return word, ""
-    return "poor", POOR_CAUSES
+    return "poor", f"likely causes: {OTHER_CAUSES}" if latency_exact else POOR_CAUSES
 
 
 def settings_table(figures) -> list:
