@@ -99,12 +99,11 @@ def play_and_record(rig: Rig, audio, progress=None):
     return record[preroll:].copy(), int(data.counters[rt_kernel.PR_XRUNS])
 
 
-def check_signal(rate):
-    """What ``--check`` plays (``(frames,)``): the capture signal up to its sweeps'
-    start (silence, start clicks, the noise floor), then its loudest passage, to
-    :data:`CHECK_S` seconds."""
+def check_signal(full, rate):
+    """What ``--check`` plays (``(frames,)``), cut from ``full``, the capture signal at
+    ``rate`` Hz: its start up to the sweeps (silence, start clicks, the noise floor),
+    then its loudest passage, to :data:`CHECK_S` seconds."""
     plan = capture_signal.layout(rate)
-    full = capture_signal.generate(rate)
     head = full[:plan.section("sweeps").start]
     span = int(CHECK_S * rate) - head.size
     hop = rate // 10

@@ -56,6 +56,7 @@ def add_parser(sub):
 
 def run(args):
     from ampnet.capture import recorder, signal as capture_signal
+    from ampnet.train.captures import FILE_KEYS, NOTE_KEYS  # the manifest's own keys
 
     folder = Path(args.output)
     knobs = _parse_knobs(args.knob)
@@ -68,7 +69,7 @@ def run(args):
         if taken and not args.overwrite:
             raise AmpnetError(f"{folder / wet_name}: this take is already in {folder / MANIFEST}; "
                               "pass --overwrite to record it again")
-        kinds = {tuple(sorted(k for k in c if k not in ("dry", "wet", "recorded")))
+        kinds = {tuple(sorted(k for k in c if k not in FILE_KEYS + NOTE_KEYS))
                  for c in manifest.get("capture", []) if c.get("wet") != wet_name}
         if kinds and kinds != {tuple(sorted(knobs))}:
             raise AmpnetError(f"{folder / MANIFEST}: its captures set the knobs "
@@ -78,7 +79,8 @@ def run(args):
                             args.input_channel, args.output_channel, args.blocksize)
     print(f"ampnet capture: {rig.describe()}")
     print("checking the level: 5 seconds of clicks and the signal's loudest passage ...", flush=True)
-    check, xruns = recorder.play_and_record(rig, recorder.check_signal(rig.rate))
+    audio = capture_signal.generate(rig.rate)
+    check, xruns = recorder.play_and_record(rig, recorder.check_signal(audio, rig.rate))
     verdict = recorder.assess(check, rig.rate, rig.input_channel)
     for line in verdict.lines(rig.rate, rig.input_channel):
         print(f"  {line}")
@@ -98,7 +100,6 @@ def run(args):
             input(f"set the device's knobs to {setting}, then press Enter ")
         else:
             print(f"capturing at {setting}")
-    audio = capture_signal.generate(rig.rate)
     wet, xruns = _record_with_progress(recorder, rig, audio)
     plan = capture_signal.layout(rig.rate)
     timing = capture_signal.click_timing(wet, plan)

@@ -3,12 +3,12 @@
 import torch
 from torch import nn
 
+from ampnet.formats.model import RecurrentLayer, LSTMModel
+
 # cuDNN's LSTM refuses a sequence of 65,536 frames or more ("CUDNN_STATUS_NOT_SUPPORTED ...
 # non-contiguous input", whatever the layout: pytorch/pytorch#133751); the network feeds
 # longer inputs to the LSTM in pieces of at most this many frames, state carried across.
 LSTM_MAX_FRAMES = 1 << 15
-
-from ampnet.formats.model import RecurrentLayer, LSTMModel
 
 
 class AmpLSTM(nn.Module):
@@ -35,14 +35,11 @@ class AmpLSTM(nn.Module):
         inputs = audio * self.input_scale
         if x.shape[-1] > 1:
             inputs = torch.cat([inputs, x[..., 1:]], dim=-1)
-        if inputs.shape[1] <= LSTM_MAX_FRAMES:
-            hidden, state = self.lstm(inputs, state)
-        else:
-            pieces = []
-            for start in range(0, inputs.shape[1], LSTM_MAX_FRAMES):
-                piece, state = self.lstm(inputs[:, start:start + LSTM_MAX_FRAMES], state)
-                pieces.append(piece)
-            hidden = torch.cat(pieces, dim=1)
+        pieces = []
+        for start in range(0, inputs.shape[1], LSTM_MAX_FRAMES):
+            piece, state = self.lstm(inputs[:, start:start + LSTM_MAX_FRAMES], state)
+            pieces.append(piece)
+        hidden = pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=1)
         y = self.head(hidden)
         if self.skip:
             y = y + audio

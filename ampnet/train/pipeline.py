@@ -194,9 +194,9 @@ def fit(captures, config: TrainConfig, validation=None, test=None, knobs=None,
     val_esr = float(np.mean([s.null.esr for s in val_rows]))
     worst = max(val_rows, key=lambda s: s.null.esr)
     test_esr = float(np.mean([s.null.esr for s in test_rows])) if test_rows else None
+    latency_method = takes[0].pair.latency_method  # "given" when data.latency was
     word, advice = report_files.verdict(
-        worst.null.esr, latency_exact=data.latency is None and all(
-            t.pair.latency_method == "clicks" for t in takes))
+        worst.null.esr, latency_exact=all(t.pair.latency_method == "clicks" for t in takes))
     if advice and train_seconds < 120:
         advice = f"only {train_seconds:.0f} s of training audio: record 3+ minutes. Other " + advice
     model.metadata.update(metadata or {})
@@ -210,7 +210,7 @@ def fit(captures, config: TrainConfig, validation=None, test=None, knobs=None,
         "training_data": f"{described_data}: {train_seconds:.1f} s train, {val_seconds:.1f} s "
                          f"validation, {rate} Hz",
         "validation_esr": round(val_esr, 6), "latency_samples": latency,
-        "latency_method": takes[0].pair.latency_method if data.latency is None else "given",
+        "latency_method": latency_method,
         # Level of the model's output on the validation audio, so that hosts can match
         # levels when switching models (RMS in dBFS; no K-weighting).
         "loudness_dbfs": round(float(20 * np.log10(
@@ -239,7 +239,7 @@ def fit(captures, config: TrainConfig, validation=None, test=None, knobs=None,
                                 "method": t.pair.latency_method,
                                 "confidence": t.pair.latency_confidence,
                                 "peak_samples": t.pair.latency_peak_samples} for t in takes],
-        "latency_method": takes[0].pair.latency_method if data.latency is None else "given",
+        "latency_method": latency_method,
         "latency_confidence": takes[0].pair.latency_confidence,
         "latency_peak_samples": takes[0].pair.latency_peak_samples,
         "training_seconds": round(trainer.elapsed_before, 1),

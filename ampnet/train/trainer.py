@@ -39,7 +39,7 @@ from tqdm import tqdm
 from ampnet.errors import AmpnetError
 from ampnet.io.files import atomic_output
 from ampnet.train.losses import MultiResolutionSTFT, esr, esr_dc_loss
-from ampnet.train.network import LSTM_MAX_FRAMES, AmpLSTM
+from ampnet.train.network import AmpLSTM
 
 
 @dataclass
@@ -324,15 +324,11 @@ class Trainer:
                   "halved")
 
     @torch.no_grad()
-    def validate(self, x_val, y_val, lengths, chunk=LSTM_MAX_FRAMES):
-        """ESR of each validation segment over its whole length (a list), state carried
-        across chunks of ``chunk`` frames."""
+    def validate(self, x_val, y_val, lengths):
+        """ESR of each validation segment over its whole length (a list); the network
+        takes long segments in pieces itself (``network.LSTM_MAX_FRAMES``)."""
         self.net.eval()
-        state, outputs = None, []
-        for s in range(0, x_val.shape[1], chunk):
-            out, state = self.net(x_val[:, s:s + chunk], state)
-            outputs.append(out)
-        output = torch.cat(outputs, dim=1)
+        output, _ = self.net(x_val)
         return [float(esr(y_val[i:i + 1, :n], output[i:i + 1, :n])) for i, n in enumerate(lengths)]
 
     def save_checkpoint(self):
