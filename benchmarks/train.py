@@ -12,7 +12,9 @@ through the device). Sources:
 - ``synthetic-true``: the same, told the true latency (``--latency 0``): what exact
   alignment is worth on that material;
 - ``signal``: ampnet's capture signal re-amped through the device by
-  ``../shared/tools/reamp-lv2`` (needs lv2apply and guitarix-lv2), latency from its clicks.
+  ``../shared/tools/reamp-lv2`` (needs lv2apply and guitarix-lv2), latency from its clicks;
+- ``signal+synthetic``: both takes end to end with a second of silence between
+  (more coverage), at the latency the signal's clicks give.
 
 Every model is judged as capture makers judge it: rendered from the dry file
 (``ampnet render``'s engine) and compared with the device's recording at the TRUE delay
@@ -44,6 +46,7 @@ from pathlib import Path
 
 import torch
 
+from ampnet.train.data import load_pair
 from ampnet.train.pipeline import Capture, DataOptions, fit, save
 from ampnet.train.trainer import TrainConfig, choose_threads
 from machine import machine_facts
@@ -58,7 +61,7 @@ DEVICES = {
                      "targets": {"validation": 0.025, "real_di": 0.04},
                      "nam_lstm32_10min": {"validation": 0.086, "real_di": 0.158}},
 }
-SOURCES = ("synthetic", "synthetic-true", "signal")
+SOURCES = ("synthetic", "synthetic-true", "signal", "signal+synthetic")
 TRUE_LATENCY = 0  # the shared devices respond from their first sample (DEVICE.md)
 SHIFTS = range(-3, 4)
 
@@ -87,6 +90,23 @@ def reamped_signal(device, work):
     return dry, wet
 
 
+def joined(pairs, stem):
+    """The dry/wet ``pairs`` end to end, a second of silence between: ``stem``-dry.wav and
+    ``stem``-wet.wav (48 kHz, 24-bit)."""
+    import numpy as np
+    import soundfile as sf
+
+    paths = []
+    for index, side in enumerate(("dry", "wet")):
+        parts = []
+        for pair in pairs:
+            parts += [sf.read(pair[index], dtype="float32")[0], np.zeros(48000, np.float32)]
+        path = Path(f"{stem}-{side}.wav")
+        sf.write(path, np.concatenate(parts), 48000, subtype="PCM_24")
+        paths.append(path)
+    return paths
+
+
 def null_figures(model, dry_path, wet_path, found):
     """Null tests of ``model`` on one take: at the true delay, at the run's latency, and
     the best over :data:`SHIFTS` around the truth."""
@@ -111,18 +131,25 @@ def null_figures(model, dry_path, wet_path, found):
 def train_device(device, source, data, minutes, out_dir):
     path = out_dir / f"train-{device}-{source}.json"
     data = Path(data)
+    latency = TRUE_LATENCY if source == "synthetic-true" else None
     if source.startswith("synthetic"):
         dry, wet = data / "dry_train.flac", data / "wet_train.flac"
+        captures = Capture(str(dry), str(wet))
     else:
         dry, wet = reamped_signal(device, out_dir / "work")
+        if source == "signal+synthetic":
+            latency = load_pair(str(dry), str(wet)).latency_samples  # from the clicks
+            dry, wet = joined([(dry, wet), (data / "dry_train.flac", data / "wet_train.flac")],
+                              out_dir / "work" / f"signal+synthetic-{device}")
+        captures = Capture(str(dry), str(wet))
     config = TrainConfig(minutes=minutes)
     torch.set_num_threads(choose_threads(config))
     start = time.monotonic()
     model, report = fit(
-        Capture(str(dry), str(wet)), config,
+        captures, config,
         validation=Capture(str(data / "dry_val.flac"), str(data / "wet_val.flac")),
         test=Capture(str(data / "dry_test_real.flac"), str(data / "wet_test_real.flac")),
-        data=DataOptions(latency=TRUE_LATENCY if source == "synthetic-true" else None),
+        data=DataOptions(latency=latency),
         checkpoint=path.with_suffix(".ckpt"),
         metadata={"name": DEVICES[device]["name"], "gear": DEVICES[device]["gear"],
                   "author": "ampnet"})

@@ -182,12 +182,15 @@ def test_ampnet_signal_writes_the_file_and_refuses_to_clobber(tmp_path, capsys, 
 
 def test_load_pair_takes_the_latency_from_the_clicks_and_splits_at_the_validation_section(
         tmp_path, reamp):
+    from ampnet.train.alignment import Alignment
     from ampnet.train.data import load_pair, split_capture_signal
     sf.write(tmp_path / "dry.wav", reamp, RATE, subtype="PCM_24")
     sf.write(tmp_path / "wet.wav", through(high_gain_amp, reamp, 480, -1), RATE, subtype="FLOAT")
     pair = load_pair(tmp_path / "dry.wav", tmp_path / "wet.wav")
-    assert pair.latency_samples == 480 and pair.latency_method == "clicks"
-    assert any("from the capture signal's clicks" in n and "end clicks agree" in n for n in pair.notes)
+    assert pair.alignment == Alignment.exact(480, "clicks")
+    notes = "\n".join(pair.notes)
+    assert "480 samples (10.00 ms) from the capture signal's clicks: exact" in notes
+    assert "end clicks agree" in notes
     (train_dry, _), (val_dry, _), cut = split_capture_signal(pair)
     section = layout(RATE).section("validation")
     assert cut == section.start and val_dry.size == section.frames

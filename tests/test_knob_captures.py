@@ -94,7 +94,7 @@ def test_the_report_has_a_row_per_setting_and_names_the_worst(trained):
     worst = max(rows, key=lambda r: r["esr"])
     assert report["worst_setting"] == {"label": worst["label"], "esr": worst["esr"]}
     assert report["validation_esr"] == pytest.approx(np.mean([r["esr"] for r in rows]))
-    assert [c["samples"] for c in report["latency_by_capture"]] == [report["latency_samples"]] * 3
+    assert [c["latency_samples"] for c in report["latency_by_capture"]] == [report["latency_samples"]] * 3
     assert (tmp / "knob.report.png").stat().st_size > 10000
 
 

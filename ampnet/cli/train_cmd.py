@@ -174,11 +174,7 @@ def run_train(args):
               f"({', '.join(r['dry'] for r in figures['null_test']['test'])})")
     print("  (null tests: the model rendered from the dry file, against the wet advanced by the "
           "latency, DC removed from both)")
-    rate = report.sample_rate
-    how = {"clicks": "from the capture signal's clicks", "given": "as given",
-           "estimated": "estimated from the playing"}[figures["latency_method"]]
-    print(f"latency: {figures['latency_samples']} samples "
-          f"({1000 * figures['latency_samples'] / rate:.2f} ms), {how}")
+    print(f"latency: {report.alignment.describe(report.sample_rate)}")
     print(f"training time: {figures['training_seconds'] / 60:.1f} min ({figures['stopped_because']})")
     print(f"model: {output}\nreport: {report_json}, {report_png}")
     first = capture_set.captures[0]

@@ -12,7 +12,7 @@ import numpy as np
 from ampnet.capture import signal as capture_signal
 from ampnet.errors import AmpnetError
 from ampnet.io.audio import open_audio, read_frames
-from ampnet.train.alignment import estimate_latency
+from ampnet.train.alignment import Alignment, estimate_latency
 
 MAX_EXTRA_WET_SECONDS = 1.0
 SILENCE_DBFS = -60.0
@@ -33,14 +33,15 @@ class Pair:
     dry: np.ndarray
     wet: np.ndarray
     sample_rate: int
-    latency_samples: int = 0
-    latency_confidence: float | None = None
+    alignment: Alignment = Alignment.exact(0, "given")
     notes: list = field(default_factory=list)
     source_dry: np.ndarray | None = None
     source_wet: np.ndarray | None = None
-    latency_peak_samples: int | None = None  # where the correlation peaks (group delay included)
-    latency_method: str = "estimated"  # "clicks" (the capture signal's), "estimated" or "given"
     signal: object = None  # the capture signal's Layout when the dry is that signal
+
+    @property
+    def latency_samples(self) -> int:
+        return self.alignment.samples
 
     @property
     def dry_offset(self) -> int:
@@ -102,29 +103,20 @@ def load_pair(dry_path, wet_path, channel=None, resample=False, latency=None) ->
 
     _check_length(dry_path, dry.size, rate)  # before the latency, which needs as much
     plan = capture_signal.recognize(source_dry, rate)
-    method = "given" if latency is not None else "estimated"
-    if latency is None and plan is not None:
-        latency = _latency_from_clicks(wet_path, source_wet, plan, notes)
-        method = "clicks" if latency is not None else method
-    if latency is None:
+    if latency is not None:
+        alignment = Alignment.exact(latency, "given")
+    elif plan is not None and (clicks := _latency_from_clicks(wet_path, source_wet, plan, notes)) is not None:
+        alignment = Alignment.exact(clicks, "clicks")
+    else:
         estimate = estimate_latency(dry, wet, rate)
         if not estimate.confident:
             raise AmpnetError(
                 f"{wet_path}: cannot find the latency between dry and wet (confidence "
                 f"{estimate.confidence:.2f}); check that the files are the same take, or measure "
                 "it (e.g. a click recorded through the device) and pass --latency SAMPLES")
-        latency, confidence, peak = estimate.samples, estimate.confidence, estimate.peak_samples
-        notes.append(f"latency: {latency} samples ({1000 * latency / rate:.2f} ms), where the "
-                     f"device's response starts (less a sample: a model can learn a delay, not the "
-                     f"future; its correlation peaks at {peak}), confidence {confidence:.2f}"
-                     f"{', polarity inverted' if estimate.inverted else ''}; compensated. "
-                     "Estimated from the playing, it can be a sample or two early on a bright "
-                     "or high-gain device: capture with 'ampnet signal' (or 'ampnet capture') "
-                     "for an exact latency from its clicks")
-    else:
-        confidence = peak = None
-        if method == "given":
-            notes.append(f"latency: {latency} samples ({1000 * latency / rate:.2f} ms), as given")
+        alignment = Alignment.estimated(estimate)
+    notes.append(f"latency: {alignment.describe(rate)}; compensated")
+    latency = alignment.samples
 
     # A wet recorded for as long as the dry misses the last `latency` samples; only a
     # wet shorter than that is a problem.
@@ -139,15 +131,14 @@ def load_pair(dry_path, wet_path, channel=None, resample=False, latency=None) ->
         notes.append(f"{dry_path}: last {dry.size - common} samples dropped (no aligned wet for them)")
     dry, wet = dry[:common], wet[:common]
     _check_length(dry_path, dry.size, rate)
-    return Pair(np.ascontiguousarray(dry), np.ascontiguousarray(wet), rate, int(latency),
-                confidence, notes, source_dry, source_wet, peak, method, plan)
+    return Pair(np.ascontiguousarray(dry), np.ascontiguousarray(wet), rate, alignment, notes,
+                source_dry, source_wet, plan)
 
 
 def _latency_from_clicks(wet_path, wet, plan, notes):
     """The latency from the capture signal's clicks, or None (with a note saying why)
     when they cannot give it; a recording whose end clicks moved is refused."""
     timing = capture_signal.click_timing(wet, plan)
-    rate = plan.rate
     if timing.samples is None:
         notes.append(f"{wet_path}: the dry is ampnet's capture signal, but its clicks cannot "
                      f"give the latency ({timing.problem}); estimating it from the playing")
@@ -160,9 +151,8 @@ def _latency_from_clicks(wet_path, wet, plan, notes):
             "buffer, or pass --latency N to train anyway")
     end = ("the end clicks agree (no drift, no dropouts)" if timing.end_samples is not None
            else f"no end clicks to check drift against ({timing.problem or 'the wet stops early'})")
-    notes.append(f"latency: {timing.samples} samples ({1000 * timing.samples / rate:.2f} ms) from "
-                 f"the capture signal's clicks: the first sample of the device's response above "
-                 f"its noise floor ({timing.floor_dbfs:.0f} dBFS peak); {end}")
+    notes.append(f"the capture signal's clicks: the device's response starts at the first sample "
+                 f"above its noise floor ({timing.floor_dbfs:.0f} dBFS peak); {end}")
     return timing.samples
 
 

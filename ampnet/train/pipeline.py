@@ -27,6 +27,7 @@ from ampnet.errors import AmpnetError, Stopped
 from ampnet.train import captures as knob_checks
 from ampnet.train import data as train_data
 from ampnet.train import nulltest, report as report_files
+from ampnet.train.alignment import Alignment
 from ampnet.train.captures import Capture, CaptureSet
 from ampnet.train.trainer import Segment, Trainer, TrainConfig, resolve_defaults
 
@@ -48,6 +49,7 @@ class Report:
     sample_rate: int
     val_target: np.ndarray = field(repr=False)
     val_output: np.ndarray = field(repr=False)
+    alignment: Alignment | None = None  # the rig's latency, how it was found, its range
 
     @property
     def validation_esr(self) -> float:
@@ -113,12 +115,13 @@ def fit(captures, config: TrainConfig, validation=None, test=None, knobs=None,
         if take.pair.sample_rate != rate:
             raise AmpnetError(f"{take.capture.wet}: at {take.pair.sample_rate} Hz, "
                               f"{takes[0].capture.wet} at {rate} Hz; export every capture at one rate")
-    latency = _rig_latency(takes, data.latency, log)
+    alignment = _rig_alignment(takes, log)
     # Validation and test takes come from the same rig: its latency holds for them (a
     # separate estimate could differ by a sample, which alone costs a bright model
     # several hundredths of ESR).
-    val_takes = [_load(c, "validation", data, latency, log, rate) for c in capture_set.validation]
-    test_takes = [_load(c, "test", data, latency, log, rate) for c in capture_set.test]
+    val_takes = [_load(c, "validation", data, alignment.samples, log, rate)
+                 for c in capture_set.validation]
+    test_takes = [_load(c, "test", data, alignment.samples, log, rate) for c in capture_set.test]
 
     def normalized(settings):
         return np.array([(settings[k.name] - k.minimum) / (k.maximum - k.minimum)
@@ -194,9 +197,8 @@ def fit(captures, config: TrainConfig, validation=None, test=None, knobs=None,
     val_esr = float(np.mean([s.null.esr for s in val_rows]))
     worst = max(val_rows, key=lambda s: s.null.esr)
     test_esr = float(np.mean([s.null.esr for s in test_rows])) if test_rows else None
-    latency_method = takes[0].pair.latency_method  # "given" when data.latency was
-    word, advice = report_files.verdict(
-        worst.null.esr, latency_exact=all(t.pair.latency_method == "clicks" for t in takes))
+    word, advice = report_files.verdict(worst.null.esr, latency_exact=alignment.method == "clicks"
+                                        and alignment.is_exact)
     if advice and train_seconds < 120:
         advice = f"only {train_seconds:.0f} s of training audio: record 3+ minutes. Other " + advice
     model.metadata.update(metadata or {})
@@ -209,8 +211,8 @@ def fit(captures, config: TrainConfig, validation=None, test=None, knobs=None,
         "date": model.metadata.get("date") or datetime.date.today().isoformat(),
         "training_data": f"{described_data}: {train_seconds:.1f} s train, {val_seconds:.1f} s "
                          f"validation, {rate} Hz",
-        "validation_esr": round(val_esr, 6), "latency_samples": latency,
-        "latency_method": latency_method,
+        "validation_esr": round(val_esr, 6),
+        **{k: v for k, v in alignment.figures().items() if v is not None},
         # Level of the model's output on the validation audio, so that hosts can match
         # levels when switching models (RMS in dBFS; no K-weighting).
         "loudness_dbfs": round(float(20 * np.log10(
@@ -228,27 +230,21 @@ def fit(captures, config: TrainConfig, validation=None, test=None, knobs=None,
                    f"advanced by the latency; frames [first_frame, last_frame) of the dry; DC "
                    f"{nulltest.DC_HANDLING}; validation_esr and test_esr are the means over the "
                    "rows, the verdict is on the worst validation row",
-            "latency_samples": latency,
+            "latency_samples": alignment.samples,
             "validation": [s.row() for s in val_rows],
             "test": [s.row() for s in test_rows],
         },
         "selection_val_esr": history.best_val_esr,
-        "latency_samples": latency,
-        "latency_by_capture": [{"wet": t.capture.wet, "setting": t.capture.label(),
-                                "samples": t.pair.latency_samples,
-                                "method": t.pair.latency_method,
-                                "confidence": t.pair.latency_confidence,
-                                "peak_samples": t.pair.latency_peak_samples} for t in takes],
-        "latency_method": latency_method,
-        "latency_confidence": takes[0].pair.latency_confidence,
-        "latency_peak_samples": takes[0].pair.latency_peak_samples,
+        **alignment.figures(),
+        "latency_by_capture": [{"wet": t.capture.wet, "setting": t.capture.label()}
+                               | t.pair.alignment.figures() for t in takes],
         "training_seconds": round(trainer.elapsed_before, 1),
         "stopped_because": history.stopped_because, "best_epoch": history.best_epoch,
         "epochs": history.epochs, "notes": [n for t in takes for n in t.pair.notes],
         "settings": asdict(config) | {"input_scale": input_scale, "dry": first.dry,
                                       "wet": first.wet},
     }
-    return model, Report(figures, history, rate, worst.null.target, worst.null.output)
+    return model, Report(figures, history, rate, worst.null.target, worst.null.output, alignment)
 
 
 def save(model, report: Report, path):
@@ -299,16 +295,23 @@ def _load(capture, role, data, latency, log, rate=None) -> Take:
 LATENCY_SPREAD = 2  # samples: captures of one session that disagree by more are worth a word
 
 
-def _rig_latency(takes, forced, log) -> int:
-    """The latency that validation and test takes use, after showing each capture's
-    (the median; ``forced`` when given)."""
-    found = [t.pair.latency_samples for t in takes]
-    if len(takes) > 1:
-        log("latency by capture (samples):")
-        for take in takes:
-            log(f"  {take.pair.latency_samples:6d}  {take.capture.label():30s} {take.capture.wet}")
-        if max(found) - min(found) > LATENCY_SPREAD:
-            log(f"warning: the captures' latencies differ by {max(found) - min(found)} samples; "
-                "captures of one reamp session normally agree within a couple of samples. Check "
-                "the outliers, or pass --latency N to use one value for all")
-    return int(forced) if forced is not None else int(np.median(found))
+def _rig_alignment(takes, log) -> Alignment:
+    """The alignment of the rig, which validation and test takes use: the one take's,
+    else the median of the captures' (after showing each) with their range."""
+    if len(takes) == 1:
+        return takes[0].pair.alignment
+    found = [t.pair.alignment for t in takes]
+    log("latency by capture (samples):")
+    for take in takes:
+        log(f"  {take.pair.latency_samples:6d}  {take.capture.label():30s} {take.capture.wet}")
+    samples = [a.samples for a in found]
+    if max(samples) - min(samples) > LATENCY_SPREAD:
+        log(f"warning: the captures' latencies differ by {max(samples) - min(samples)} samples; "
+            "captures of one reamp session normally agree within a couple of samples. Check "
+            "the outliers, or pass --latency N to use one value for all")
+    methods = {a.method for a in found}
+    median = int(np.median(samples))
+    if len(set(samples)) == 1 and all(a.is_exact for a in found) and len(methods) == 1:
+        return Alignment.exact(median, methods.pop())
+    return Alignment(median, "estimated" if "estimated" in methods else methods.pop(),
+                     min(a.low for a in found), max(a.high for a in found))
