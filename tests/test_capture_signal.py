@@ -8,6 +8,7 @@ import soundfile as sf
 from ampnet.capture import signal as capture_signal
 from ampnet.capture.signal import click_timing, generate, layout, recognize
 from ampnet.cli import main
+from tests.signals import guitar_like
 
 scipy_signal = pytest.importorskip("scipy.signal")
 
@@ -145,6 +146,24 @@ def test_the_clicks_give_the_true_onset_through_every_device(reamp, name, delay,
     timing = click_timing(through(DEVICES[name], reamp, delay, polarity), layout(RATE))
     assert timing.problem == ""
     assert timing.samples == delay and timing.drift == 0
+
+
+@pytest.mark.parametrize("name", sorted(DEVICES))
+def test_without_the_signal_the_estimate_is_early_within_its_stated_range(reamp, name):
+    """On playing alone (no clicks) the estimate is never late and the range the report
+    prints holds the true onset, at any delay and either polarity: the same error each
+    time, because it comes from the device's response, not from the delay."""
+    from ampnet.train.alignment import Alignment, estimate_latency
+    start = layout(RATE).section("single notes").start
+    for material in (reamp[start:start + 30 * RATE], guitar_like(20.0, seed=3)):
+        errors = set()
+        for delay in (0, 37, 4410):
+            for polarity in (1, -1):
+                alignment = Alignment.estimated(
+                    estimate_latency(material, through(DEVICES[name], material, delay, polarity), RATE))
+                assert alignment.low <= delay <= alignment.high, (delay, polarity, alignment)
+                errors.add(alignment.samples - delay)
+        assert len(errors) == 1 and errors.pop() <= 0
 
 
 def test_a_dropout_or_clock_drift_shows_in_the_end_clicks(reamp):
