@@ -110,14 +110,12 @@ def replay_case(hidden, block, seconds, tmp, passes=3):
     runs of the compiled callback over ``seconds`` of blocks, caches flushed before each."""
     blocks = int(seconds * RATE) // block
     chain = load_spec(case_file(hidden, tmp)).build(RATE, max_block=block)
-    arrays = chain.kernel_arrays()
     resampling = rt_kernel.Resampling(RATE, RATE, block)
-    scratch = np.zeros((4, block), np.float32)
-    stats = np.zeros(rt_kernel.STATS_SIZE)
-    ring = np.zeros(RATE, np.float32)
+    data = rt_kernel.CallbackData(chain, resampling, np.zeros(RATE, np.float32),
+                                  np.ones(2, np.int64), 0, 1, 2)
+    stats = data.stats
     audio = guitar_like(1.0, RATE, seed=3)
     outdata = np.zeros((block, 2), np.float32)
-    mask = np.ones(2, np.int64)
     flush = np.zeros(1 << 20, np.float32)  # 4 MB: more than L1 + L2
     cycles = np.empty((passes, blocks))
     for p in range(passes):
@@ -126,8 +124,7 @@ def replay_case(hidden, block, seconds, tmp, passes=3):
             start = (k * block) % (audio.size - block)
             indata = audio[start:start + block, None].copy()
             flush += 1.0
-            rt_kernel.run_block(indata, outdata, 0, mask, np.float32(1), np.float32(1), scratch,
-                                *arrays, ring, stats, 0, resampling.arrays)
+            rt_kernel.run_block(*data.kernel_args(indata, outdata))
             cycles[p, k] = stats[rt_kernel.TIMES + int(stats[rt_kernel.CALLBACKS]) %
                                  (stats.size - rt_kernel.TIMES)]
     own = cycles.min(axis=0) / rt_kernel.cycles_per_second() / (block / RATE)

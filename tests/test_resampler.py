@@ -77,12 +77,10 @@ class Callback:
     def __init__(self, device_rate, max_frames, processors):
         self.resampling = rt_kernel.Resampling(device_rate, 48000, max_frames)
         self.chain = Chain(processors, 48000, max_block=self.resampling.model_frames)
-        self.stats = np.zeros(rt_kernel.STATS_SIZE)
-        scratch = np.zeros((4, max(max_frames, self.resampling.model_frames)), np.float32)
-        self.data = rt_kernel.CallbackData(self.chain, self.resampling, scratch,
-                                           np.zeros(device_rate, np.float32), self.stats,
-                                           np.ones(2, dtype=np.int64), np.ones(2, np.float32),
-                                           0, 1, 2)
+        self.data = rt_kernel.CallbackData(self.chain, self.resampling,
+                                           np.zeros(device_rate, np.float32),
+                                           np.ones(2, dtype=np.int64), 0, 1, 2)
+        self.stats = self.data.stats
         self.address = self.data.address
         self.call = rt_kernel.audio_callback.ctypes
 
@@ -131,23 +129,31 @@ callback = Callback(rate, 64, [NeuralModel(random_model(8, 1)), Gain(gain_db=12.
 indata = guitar_like(0.1, rate)[:64, None].copy()
 if sys.argv[2] == "hostile":  # the guards' paths too: NaN replaced, an overflow reset
     indata[5, 0], indata[9, 0] = np.nan, 3e38
+control = None
+if sys.argv[2] == "switching":  # rig crossfades back and forth and knob changes, all along
+    from ampnet.host.chain import Chain
+    from ampnet.live.control import ControlPath
+    callback.data.load_chain(1, Chain([NeuralModel(random_model(12, 1, seed=5)), Gain()], 48000,
+                                      max_block=callback.resampling.model_frames))
+    control = ControlPath(callback.data)
 outdata = np.zeros((64, 2), np.float32)
 if sys.argv[1] == "c":
     call = lambda: callback(indata, outdata)
 else:  # the same kernel entered from Python, as a sounddevice callback would
-    arrays = callback.data.arrays
-    args = (indata, outdata, 0, arrays["out_mask"], np.float32(1), np.float32(1),
-            arrays["scratch"], *callback.chain.kernel_arrays(), arrays["ring"], arrays["stats"],
-            0, callback.resampling.arrays)
-    call = lambda: rt_kernel.run_block(*args)
+    call = lambda: rt_kernel.run_block(*callback.data.kernel_args(indata, outdata))
 call()
 before = rtsys.get_allocation_stats()
-for _ in range(1000):
+for i in range(1000):
     call()
+    if control is not None and i % 50 == 0:
+        control.post(rt_kernel.TARGET_SWAP, 1 - int(callback.stats[rt_kernel.ACTIVE]), [], count=640)
+        control.post(rt_kernel.TARGET_LEVELS, rt_kernel.LEVEL_OUT_TARGET, [0.5 + i / 2000])
 after = rtsys.get_allocation_stats()
 if sys.argv[2] == "hostile":
     assert callback.stats[rt_kernel.NONFINITE_IN] > 0
     assert rate != 48000 or callback.chain.health()["resets"] > 0
+if control is not None:
+    assert callback.stats[rt_kernel.SWAPS] >= 19
 print(after.alloc - before.alloc, after.mi_alloc - before.mi_alloc)
 """
 
@@ -155,15 +161,17 @@ print(after.alloc - before.alloc, after.mi_alloc - before.mi_alloc)
 def test_the_audio_callback_allocates_nothing(tmp_path):
     """Numba's own allocator counts (NUMBA_NRT_STATS) over 1000 callbacks: none for the C
     callback PortAudio calls; the same kernel entered from Python, the control, allocates
-    one record per array argument, which shows the count can see them. Clean input and
-    input with a NaN and an overflowing sample in every block alike."""
+    one record per array argument, which shows the count can see them. Clean input,
+    input with a NaN and an overflowing sample in every block, and rig switches (a
+    crossfade between two chains every 50 blocks) with gain changes alike."""
     import os
     import subprocess
     import sys
 
     counts = {}
     for how in ("c", "python"):
-        for audio, rate in (("clean", "44100"), ("hostile", "44100"), ("hostile", "48000")):
+        for audio, rate in (("clean", "44100"), ("hostile", "44100"), ("hostile", "48000"),
+                            ("switching", "44100"), ("switching", "48000")):
             done = subprocess.run([sys.executable, "-c", ALLOCATIONS_PER_CALL, how, audio, rate],
                                   capture_output=True, text=True,
                                   env={**os.environ, "NUMBA_NRT_STATS": "1"},

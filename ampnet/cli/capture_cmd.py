@@ -7,14 +7,13 @@ written until a take is complete; Ctrl-C leaves the folder as it was.
 """
 
 import datetime
-import json
-import numbers
 import re
 import sys
 import tomllib
 from pathlib import Path
 
 from ampnet.errors import AmpnetError
+from ampnet.io.toml_text import toml_text
 
 MANIFEST = "capture.toml"
 DRY = "dry.wav"
@@ -219,30 +218,7 @@ def _read_manifest(path):
 
 
 def manifest_text(doc):
-    """The manifest as TOML (strings, numbers, booleans, tables of those, arrays of tables)."""
-    def value(v):
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, numbers.Integral):  # numpy's numbers too: their repr is not TOML
-            return str(int(v))
-        if isinstance(v, numbers.Real):
-            return repr(float(v))
-        if isinstance(v, str):
-            return json.dumps(v)
-        if isinstance(v, dict):
-            return "{ " + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + " }"
-        raise TypeError(f"cannot write {type(v).__name__} to the manifest")
-
-    lines = ["# ampnet capture manifest: 'ampnet train THIS_FOLDER' reads it; paths are relative",
-             "# to this file. Each capture's 'recorded' notes say how it was made."]
-    tables = {k: v for k, v in doc.items() if isinstance(v, dict)}
-    arrays = {k: v for k, v in doc.items() if isinstance(v, list)}
-    lines += [f"{k} = {value(v)}" for k, v in doc.items() if k not in tables and k not in arrays]
-    for name, table in tables.items():
-        lines += ["", f"[{name}]"] + [f"{k} = {value(v)}" for k, v in table.items()]
-    for name, items in arrays.items():
-        for item in items:
-            lines += ["", f"[[{name}]]"] + [f"{k} = {value(v)}" for k, v in item.items()]
-    text = "\n".join(lines) + "\n"
-    tomllib.loads(text)  # what train will read: a bug here must not leave a broken manifest
-    return text
+    """The manifest as TOML, with a header saying what reads it."""
+    return toml_text(doc, ["ampnet capture manifest: 'ampnet train THIS_FOLDER' reads it; paths "
+                           "are relative", "to this file. Each capture's 'recorded' notes say "
+                           "how it was made."])

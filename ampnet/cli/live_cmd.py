@@ -1,5 +1,7 @@
 """``ampnet live MODEL|PRESET``: play through a model or a preset's chain in real time."""
 
+from pathlib import Path
+
 from ampnet.errors import AmpnetError
 from ampnet.host.preset import load_spec
 
@@ -8,7 +10,8 @@ def add_parser(sub):
     p = sub.add_parser("live", help="play through a model or a preset in real time",
                        description="Run a model or a preset's chain on an audio interface: guitar "
                                    "in, processed sound out. On a terminal, keys 1-9 bypass the "
-                                   "chain's processors.")
+                                   "chain's processors. --ui adds a control surface in the "
+                                   "browser: meters, knobs, bypass, rig switching, recording.")
     p.add_argument("model", metavar="MODEL|PRESET", help="model file or preset (.toml)")
     p.add_argument("--device", help="device index or name, for both input and output")
     p.add_argument("--input-device", help="input device index or name (default: the system's)")
@@ -31,10 +34,23 @@ def add_parser(sub):
     p.add_argument("--duration", type=float, help="stop after this many seconds")
     p.add_argument("--record", help="also write the processed output to this file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --record file")
+    ui = p.add_argument_group("control surface (a page in the browser, on this machine only)")
+    ui.add_argument("--ui", action="store_true",
+                    help="serve the control surface on 127.0.0.1 and open it in the browser")
+    ui.add_argument("--ui-port", type=int, default=0, metavar="N",
+                    help="port for --ui (default: a free one)")
+    ui.add_argument("--no-browser", action="store_true",
+                    help="print the control surface's URL without opening a browser")
+    ui.add_argument("--library", metavar="DIR",
+                    help="presets and models to switch between from the page (saved presets "
+                         "go here too)")
+    ui.add_argument("--record-dir", metavar="DIR", default=".",
+                    help="where the page's recordings go (default: the current folder)")
     p.set_defaults(run=run)
 
 
 def run(args):
+    from ampnet.live.control import CROSSFADE_MS
     from ampnet.live.session import LiveOptions, LiveSession
 
     spec = load_spec(args.model, args.param)
@@ -51,7 +67,19 @@ def run(args):
                           strict_rate=args.strict_rate, latency=latency,
                           input_gain_db=args.input_gain, output_gain_db=args.output_gain,
                           duration=args.duration, record=args.record, overwrite=args.overwrite)
-    summary = LiveSession(spec, options).run()
+    controllers = []
+    if args.ui:
+        from ampnet.live.server import ControlServer
+
+        if not 0 <= args.ui_port <= 65535:
+            raise AmpnetError(f"--ui-port {args.ui_port}: give 1 to 65535, or 0 for a free port")
+        if not Path(args.record_dir).is_dir():
+            raise AmpnetError(f"--record-dir {args.record_dir}: not a folder")
+        controllers.append(ControlServer(args.ui_port, args.library, args.record_dir,
+                                         open_browser=not args.no_browser))
+    elif args.library or args.ui_port or args.no_browser:
+        raise AmpnetError("--library, --ui-port and --no-browser go with --ui")
+    summary = LiveSession(spec, options).run(controllers)
     period = summary["block_period_ms"]
     print(f"stopped ({summary['stopped_because']}) after {summary['seconds']:.1f} s: "
           f"{summary['callbacks']} callbacks, {summary['xruns']} xruns "
@@ -69,6 +97,8 @@ def run(args):
         print(f"warning: {summary['nonfinite_input']} NaN or infinite input samples were replaced "
               f"by silence and {summary['state_resets']} processor state(s) reset after an "
               "overflow; check the interface's driver and cable")
+    if summary["rig_switches"]:
+        print(f"{summary['rig_switches']} rig switch(es), each a {CROSSFADE_MS:g} ms crossfade")
     if summary["recorded"]:
         print(f"recorded {summary['recorded_frames']} frames to {summary['recorded']}"
               + (f"; {summary['lost_frames']} frames LOST (disk too slow)" if summary["lost_frames"] else ""))

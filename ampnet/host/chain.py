@@ -122,21 +122,31 @@ class Chain:
         """Change parameter ``name`` of processor ``index`` to ``value``; the kernels
         glide to the new value. Raises ``ValueError`` for an unknown or fixed
         parameter or a value out of range."""
+        offset, targets = self.parameter_targets(index, name, value)
+        self._f64[offset:offset + targets.size] = targets
+
+    def parameter_targets(self, index, name, value):
+        """Check and record ``value`` for parameter ``name`` of processor ``index`` and
+        return ``(offset, targets)``: the float64 values that carry it and where they go
+        in the f64 array (:meth:`kernel_arrays`), written whole by :meth:`set` or by the
+        live control path (:class:`ampnet.live.control.ControlPath`)."""
         p = self.processors[index]
         value = p.check(name, value)
         if not p.PARAMS[name].live:
             raise ValueError(f"{name} of {p.type_name} cannot change while the chain runs")
         p.values[name] = value
-        targets = p.targets(self.rate)
-        start = self._table[index, kernels.F64] + kernels.F64_HEADER
-        self._f64[start:start + targets.size] = targets
+        return int(self._table[index, kernels.F64]) + kernels.F64_HEADER, p.targets(self.rate)
 
     def set_bypass(self, index, bypassed):
         """Bypass processor ``index`` (crossfade to its input) or bring it back."""
-        self._f64[self._table[index, kernels.F64]] = 0.0 if bypassed else 1.0
+        self._f64[self.bypass_offset(index)] = 0.0 if bypassed else 1.0
+
+    def bypass_offset(self, index):
+        """Where processor ``index``'s bypass target (1 on, 0 bypassed) is in the f64 array."""
+        return int(self._table[index, kernels.F64])
 
     def bypassed(self, index):
-        return self._f64[self._table[index, kernels.F64]] == 0.0
+        return bool(self._f64[self._table[index, kernels.F64]] == 0.0)
 
     def kernel_arrays(self):
         """``(table, f32, f64, s32, s64)`` for compiled callers of

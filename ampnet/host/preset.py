@@ -161,3 +161,31 @@ def _path(value, where, base):
     if not isinstance(value, str) or not value:
         raise AmpnetError(f"{where}.path: give the file, relative to the preset")
     return (base / value).resolve() if not Path(value).is_absolute() else Path(value)
+
+
+def preset_text(processors, bypassed, name, folder):
+    """A preset's TOML text for ``processors`` (with their current values) and
+    ``bypassed`` (a flag per processor), named ``name``, its file paths relative to
+    ``folder`` (where the preset will be) where they can be. :func:`load_preset` reads
+    it back to the same chain."""
+    from ampnet.io.toml_text import toml_text
+
+    folder = Path(folder).resolve()
+    entries = []
+    for p, off in zip(processors, bypassed):
+        entry = {"type": p.type_name}
+        if isinstance(p, (NeuralModel, Cabinet)):
+            if p.path is None:
+                raise AmpnetError(f"{p.label}: was not loaded from a file, so a preset cannot "
+                                  "name it")
+            file = Path(p.path).resolve()
+            entry["path"] = (file.relative_to(folder).as_posix() if file.is_relative_to(folder)
+                             else str(file))
+            entry["normalize"] = p.normalize
+        entry.update(p.values)
+        if off:
+            entry["bypass"] = True
+        entries.append(entry)
+    return toml_text({"name": name, "chain": entries},
+                     ["ampnet preset: 'ampnet live THIS_FILE' or 'ampnet render THIS_FILE ...'",
+                      "plays it; paths are relative to this file."])

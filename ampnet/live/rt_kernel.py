@@ -22,12 +22,44 @@ from numba.extending import intrinsic
 from ampnet.host.kernels import FINITE_MAX, run_chain_channel
 from ampnet.live.resampler import Polyphase, resample_block
 
-# Slots of ``stats``. NONFINITE_IN: NaN or infinite input samples, replaced by 0 before
-# the resampler and the chain (the chain guards its own state too: Chain.health()).
-CALLBACKS, XRUNS, PEAK_IN, PEAK_OUT, MAX_CYCLES, RING_WRITTEN, OVERSIZED, NONFINITE_IN = range(8)
+# Slots of ``stats`` (one writer: the callback). NONFINITE_IN: NaN or infinite input
+# samples, replaced by 0 before the resampler and the chain (the chain guards its own
+# state too: Chain.health()). PEAK_IN/PEAK_OUT: the highest levels since the stream
+# started (never reset: meters read :data:`meters`, see :class:`MeterReader`).
+# ACTIVE: the chain slot playing (0 or 1); FADE_LEFT/FADE_TOTAL: model-rate frames of
+# a rig crossfade to the other slot; FADE_STARTED_AT: RING_WRITTEN when the latest
+# crossfade began; CONTROLS_APPLIED: control messages applied (see CONTROL_* below).
+(CALLBACKS, XRUNS, PEAK_IN, PEAK_OUT, MAX_CYCLES, RING_WRITTEN, OVERSIZED, NONFINITE_IN,
+ ACTIVE, FADE_LEFT, FADE_TOTAL, FADE_STARTED_AT, CONTROLS_APPLIED, SWAPS) = range(14)
 TIMES = 16  # durations (cycles) of the last ``stats.size - TIMES`` callbacks start here
 STATS_SIZE = TIMES + (1 << 17)  # about 90 s of callbacks at block 32
 FIFO_FILL = 2  # slot of the output resampler's state: device samples waiting in the FIFO
+
+# ``meters``: float64 ``(METER_BLOCKS, METER_COLUMNS)``, one row per callback (row
+# ``callback number % METER_BLOCKS``): peak and sum of squares of the input (after the
+# input gain) and of the output, and the frame count. Readers keep their own position,
+# so no reader resets another's peaks.
+METER_PEAK_IN, METER_PEAK_OUT, METER_SQUARES_IN, METER_SQUARES_OUT, METER_FRAMES = range(5)
+METER_COLUMNS = 5
+METER_BLOCKS = 8192  # 11 s of callbacks at block 64, 48 kHz
+
+# ``levels``: float64, the input and output gains (linear) the control side sets and
+# where the callback's glides are now, and the glide's per-sample coefficient.
+LEVEL_IN_TARGET, LEVEL_OUT_TARGET, LEVEL_IN, LEVEL_OUT, LEVEL_GLIDE = range(5)
+LEVELS_SIZE = 5
+
+# The control path: ``controls`` float64 ``(CONTROL_SLOTS, CONTROL_WIDTH)``, a ring of
+# messages ``[target, offset, count, values...]`` that the control side writes
+# (:class:`ampnet.live.control.ControlPath`, one writer at a time) and the callback
+# applies, whole and in order, before it processes a block. ``control_count[0]``: how
+# many messages were written (the writer's); ``stats[CONTROLS_APPLIED]``: how many the
+# callback applied. Targets: the f64 array of chain slot 0 or 1 (parameters, bypass),
+# ``levels``, or a crossfade to chain slot ``offset`` over ``count`` model-rate frames.
+TARGET_CHAIN_0, TARGET_CHAIN_1, TARGET_LEVELS, TARGET_SWAP = range(4)
+CONTROL_HEADER = 3
+CONTROL_VALUES = 32  # the most values one message carries (a 4-band EQ takes 21)
+CONTROL_WIDTH = CONTROL_HEADER + CONTROL_VALUES
+CONTROL_SLOTS = 256
 
 
 @intrinsic
@@ -40,21 +72,53 @@ def cycle_counter(typingctx):
     return types.int64(), codegen
 
 
+@numba.njit(inline="always")
+def _apply_controls(controls, control_count, stats, levels, f64_0, f64_1):
+    """Apply the control messages written since the last block (see ``controls``)."""
+    written = control_count[0]
+    applied = int(stats[CONTROLS_APPLIED])
+    while applied < written:
+        row = controls[applied % controls.shape[0]]
+        target, offset, count = int(row[0]), int(row[1]), int(row[2])
+        if target == TARGET_SWAP:
+            if stats[FADE_LEFT] == 0.0 and offset != int(stats[ACTIVE]):
+                stats[FADE_LEFT] = stats[FADE_TOTAL] = max(count, 1)
+                stats[FADE_STARTED_AT] = stats[RING_WRITTEN]
+        else:
+            dest = f64_0 if target == TARGET_CHAIN_0 else f64_1 if target == TARGET_CHAIN_1 \
+                else levels
+            for k in range(count):
+                dest[offset + k] = row[CONTROL_HEADER + k]
+        applied += 1
+    stats[CONTROLS_APPLIED] = applied
+
+
+@numba.njit(inline="always")
+def _run_chain(block, scratch, chain):
+    table, f32, f64, s32, s64 = chain
+    count = block.shape[0]
+    run_chain_channel(block, scratch[2, :count], scratch[3, :count], 0, table, f32, f64, s32, s64)
+
+
 @numba.njit(cache=True, error_model="numpy")
-def run_block(indata, outdata, in_channel, out_mask, in_gain, out_gain, scratch, table, f32,
-              f64, s32, s64, ring, stats, status_flags, resampling):
+def run_block(indata, outdata, in_channel, out_mask, levels, scratch, chain_0, chain_1, ring,
+              stats, meters, controls, control_count, status_flags, resampling):
     """One callback: ``indata``/``outdata`` are ``(frames, channels)`` float32 (PortAudio's
     interleaved buffers); ``out_mask[c]`` is 1 for output channels that get the chain's output;
-    ``scratch`` is ``(4, max_block)`` (``max_block`` at the model's rate when resampling);
-    ``table`` ... ``s64`` are the chain's arrays (:meth:`ampnet.host.chain.Chain.kernel_arrays`);
-    ``resampling`` is :attr:`Resampling.arrays` (empty banks: the device runs at the
-    model's rate)."""
+    ``levels``, ``meters``, ``controls``, ``control_count``: see the module's constants;
+    ``scratch`` is ``(5, max_block)`` (``max_block`` at the model's rate when resampling);
+    ``chain_0``/``chain_1`` are two chains' arrays (:meth:`ampnet.host.chain.Chain.kernel_arrays`):
+    ``stats[ACTIVE]`` plays, both play during a crossfade; ``resampling`` is
+    :attr:`Resampling.arrays` (empty banks: the device runs at the model's rate)."""
     start = cycle_counter()
     frames = indata.shape[0]
     stats[CALLBACKS] += 1.0
     if status_flags != 0:
         stats[XRUNS] += 1.0
     outdata[:] = 0.0
+    _apply_controls(controls, control_count, stats, levels, chain_0[2], chain_1[2])
+    meter = meters[int(stats[CALLBACKS]) % meters.shape[0]]
+    meter[:] = 0.0
     bank_in, history_in, state_in, bank_out, history_out, state_out, fifo = resampling
     resample = bank_in.shape[0] > 0
     limit = history_in.shape[0] - (bank_in.shape[1] - 1) if resample else scratch.shape[1]
@@ -62,22 +126,45 @@ def run_block(indata, outdata, in_channel, out_mask, in_gain, out_gain, scratch,
         stats[OVERSIZED] += 1.0
         return
     device_in = scratch[0, :frames]
-    peak = stats[PEAK_IN]
+    glide = levels[LEVEL_GLIDE]
+    gain, target = levels[LEVEL_IN], levels[LEVEL_IN_TARGET]
+    peak = squares = 0.0
     for n in range(frames):
-        v = indata[n, in_channel] * in_gain
+        gain += glide * (target - gain)
+        v = indata[n, in_channel] * numba.float32(gain)
         if not abs(v) <= FINITE_MAX:  # NaN or infinite: silence, counted
             v = numba.float32(0.0)
             stats[NONFINITE_IN] += 1.0
         device_in[n] = v
         peak = max(peak, abs(v))
-    stats[PEAK_IN] = peak
+        squares += v * v
+    levels[LEVEL_IN] = gain
+    meter[METER_PEAK_IN], meter[METER_SQUARES_IN] = peak, squares
+    stats[PEAK_IN] = max(stats[PEAK_IN], peak)
     if resample:
         count = resample_block(device_in, scratch[1], bank_in, history_in, state_in)
         block = scratch[1, :count]
     else:
         count = frames
         block = device_in
-    run_chain_channel(block, scratch[2, :count], scratch[3, :count], 0, table, f32, f64, s32, s64)
+    active = int(stats[ACTIVE])
+    fade_left = int(stats[FADE_LEFT])
+    incoming = scratch[4, :count]
+    if fade_left > 0:
+        incoming[:] = block
+    _run_chain(block, scratch, chain_0 if active == 0 else chain_1)
+    if fade_left > 0:  # a rig switch: the new chain fades in over the old (linear, equal gain)
+        _run_chain(incoming, scratch, chain_1 if active == 0 else chain_0)
+        total = stats[FADE_TOTAL]
+        done = total - fade_left
+        for n in range(count):
+            g = numba.float32(min(1.0, (done + n + 1) / total))
+            block[n] = block[n] * (numba.float32(1.0) - g) + incoming[n] * g
+        fade_left = max(0, fade_left - count)
+        if fade_left == 0:
+            stats[ACTIVE] = 1 - active
+            stats[SWAPS] += 1.0
+        stats[FADE_LEFT] = fade_left
     if resample:
         # The output side completes at least as many device samples as came in (counted
         # from the start of the stream), so the FIFO always holds a whole block.
@@ -88,21 +175,26 @@ def run_block(indata, outdata, in_channel, out_mask, in_gain, out_gain, scratch,
         fill = frames
         source = block
     ready = min(frames, fill)
-    peak = stats[PEAK_OUT]
+    gain, target = levels[LEVEL_OUT], levels[LEVEL_OUT_TARGET]
+    peak = squares = 0.0
     written = int(stats[RING_WRITTEN])
     size = ring.shape[0]
     for n in range(ready):
-        v = source[n] * out_gain
+        gain += glide * (target - gain)
+        v = source[n] * numba.float32(gain)
         peak = max(peak, abs(v))
+        squares += v * v
         for c in range(outdata.shape[1]):
             if out_mask[c]:
                 outdata[n, c] = v
         ring[(written + n) % size] = v
+    levels[LEVEL_OUT] = gain
     if resample:
         for k in range(fill - ready):
             fifo[k] = fifo[ready + k]
         state_out[FIFO_FILL] = fill - ready
-    stats[PEAK_OUT] = peak
+    meter[METER_PEAK_OUT], meter[METER_SQUARES_OUT], meter[METER_FRAMES] = peak, squares, ready
+    stats[PEAK_OUT] = max(stats[PEAK_OUT], peak)
     stats[RING_WRITTEN] = written + ready
     elapsed = float(cycle_counter() - start)
     stats[MAX_CYCLES] = max(stats[MAX_CYCLES], elapsed)
@@ -112,9 +204,11 @@ def run_block(indata, outdata, in_channel, out_mask, in_gain, out_gain, scratch,
 class Resampling:
     """The arrays :func:`run_block` resamples with, for a device at ``device_rate`` and a
     chain at ``model_rate`` (Hz), callbacks of up to ``max_frames``. ``model_frames``: the
-    most frames one callback hands the chain; ``latency_seconds``: what both directions add."""
+    most frames one callback hands the chain; ``device_frames``: ``max_frames``;
+    ``latency_seconds``: what both directions add."""
 
     def __init__(self, device_rate, model_rate, max_frames):
+        self.device_frames = max_frames
         if device_rate == model_rate:
             empty = np.zeros(0, dtype=np.float32)
             self.arrays = (np.zeros((0, 1), dtype=np.float32), empty, np.zeros(3, dtype=np.int64),
@@ -140,18 +234,25 @@ class Resampling:
 
 
 # The C callback's ``userdata``: an int64 array with, per array below, its address
-# and two dimensions (the second 1 for 1-D arrays), then the scalars.
-ARRAYS = (("out_mask", np.int64, 1), ("gains", np.float32, 1), ("scratch", np.float32, 2),
-          ("table", np.int64, 2), ("f32", np.float32, 1), ("f64", np.float64, 1),
-          ("s32", np.float32, 2), ("s64", np.float64, 2), ("ring", np.float32, 1),
-          ("stats", np.float64, 1), ("bank_in", np.float32, 2), ("history_in", np.float32, 1),
-          ("state_in", np.int64, 1), ("bank_out", np.float32, 2), ("history_out", np.float32, 1),
-          ("state_out", np.int64, 1), ("fifo", np.float32, 1))
-(OUT_MASK_AT, GAINS_AT, SCRATCH_AT, TABLE_AT, F32_AT, F64_AT, S32_AT, S64_AT, RING_AT, STATS_AT,
- BANK_IN_AT, HISTORY_IN_AT, STATE_IN_AT, BANK_OUT_AT, HISTORY_OUT_AT, STATE_OUT_AT,
- FIFO_AT) = range(0, 3 * len(ARRAYS), 3)
+# and two dimensions (the second 1 for 1-D arrays), then the scalars. Chain slot 0's
+# arrays come first, then slot 1's (CHAIN_1_AT): the same five names.
+CHAIN_ARRAYS = (("table", np.int64, 2), ("f32", np.float32, 1), ("f64", np.float64, 1),
+                ("s32", np.float32, 2), ("s64", np.float64, 2))
+ARRAYS = (CHAIN_ARRAYS + CHAIN_ARRAYS
+          + (("out_mask", np.int64, 1), ("levels", np.float64, 1), ("scratch", np.float32, 2),
+             ("ring", np.float32, 1), ("stats", np.float64, 1), ("meters", np.float64, 2),
+             ("controls", np.float64, 2), ("control_count", np.int64, 1),
+             ("bank_in", np.float32, 2), ("history_in", np.float32, 1),
+             ("state_in", np.int64, 1), ("bank_out", np.float32, 2),
+             ("history_out", np.float32, 1), ("state_out", np.int64, 1),
+             ("fifo", np.float32, 1)))
+CHAIN_0_AT, CHAIN_1_AT = 0, 3 * len(CHAIN_ARRAYS)
+(OUT_MASK_AT, LEVELS_AT, SCRATCH_AT, RING_AT, STATS_AT, METERS_AT, CONTROLS_AT,
+ CONTROL_COUNT_AT, BANK_IN_AT, HISTORY_IN_AT, STATE_IN_AT, BANK_OUT_AT, HISTORY_OUT_AT,
+ STATE_OUT_AT, FIFO_AT) = range(2 * CHAIN_1_AT, 3 * len(ARRAYS), 3)
 IN_CHANNEL, N_IN, N_OUT = 3 * len(ARRAYS), 3 * len(ARRAYS) + 1, 3 * len(ARRAYS) + 2
 USERDATA_SIZE = 3 * len(ARRAYS) + 3
+SCRATCH_ROWS = 5
 
 
 @intrinsic
@@ -184,6 +285,13 @@ _f32_1d, _f64_1d, _i64_1d = _view_1d(np.float32), _view_1d(np.float64), _view_1d
 _f32_2d, _f64_2d, _i64_2d = _view_2d(np.float32), _view_2d(np.float64), _view_2d(np.int64)
 _PA_CONTINUE = 0
 
+
+@numba.njit(inline="always")
+def _chain(userdata, at):
+    """A chain slot's five arrays, in :meth:`~ampnet.host.chain.Chain.kernel_arrays` order."""
+    return (_i64_2d(userdata, at), _f32_1d(userdata, at + 3), _f64_1d(userdata, at + 6),
+            _f32_2d(userdata, at + 9), _f64_2d(userdata, at + 12))
+
 _CALLBACK_SIGNATURE = types.int32(types.voidptr, types.voidptr, types.uint64, types.voidptr,
                                   types.uint64, types.voidptr)
 
@@ -198,46 +306,92 @@ def audio_callback(input_buffer, output_buffer, frames, time_info, status_flags,
     count = numba.int64(frames)
     indata = numba.carray(input_buffer, (count, userdata[N_IN]), np.float32)
     outdata = numba.carray(output_buffer, (count, userdata[N_OUT]), np.float32)
-    gains = _f32_1d(userdata, GAINS_AT)
     resampling = (_f32_2d(userdata, BANK_IN_AT), _f32_1d(userdata, HISTORY_IN_AT),
                   _i64_1d(userdata, STATE_IN_AT), _f32_2d(userdata, BANK_OUT_AT),
                   _f32_1d(userdata, HISTORY_OUT_AT), _i64_1d(userdata, STATE_OUT_AT),
                   _f32_1d(userdata, FIFO_AT))
     run_block(indata, outdata, userdata[IN_CHANNEL], _i64_1d(userdata, OUT_MASK_AT),
-              gains[0], gains[1], _f32_2d(userdata, SCRATCH_AT),
-              _i64_2d(userdata, TABLE_AT), _f32_1d(userdata, F32_AT),
-              _f64_1d(userdata, F64_AT), _f32_2d(userdata, S32_AT),
-              _f64_2d(userdata, S64_AT), _f32_1d(userdata, RING_AT),
-              _f64_1d(userdata, STATS_AT), numba.int64(status_flags), resampling)
+              _f64_1d(userdata, LEVELS_AT), _f32_2d(userdata, SCRATCH_AT),
+              _chain(userdata, CHAIN_0_AT), _chain(userdata, CHAIN_1_AT),
+              _f32_1d(userdata, RING_AT), _f64_1d(userdata, STATS_AT),
+              _f64_2d(userdata, METERS_AT), _f64_2d(userdata, CONTROLS_AT),
+              _i64_1d(userdata, CONTROL_COUNT_AT), numba.int64(status_flags), resampling)
     return _PA_CONTINUE
 
 
 class CallbackData:
-    """The int64 array :func:`audio_callback` gets as ``userdata``: addresses and shapes
-    of every array it works on (kept alive here), the input channel and channel counts.
-    ``chain``: a :class:`~ampnet.host.chain.Chain`; ``resampling``: :class:`Resampling`;
-    ``scratch`` ``(4, max_block)`` float32; ``gains`` float32 ``[input, output]`` (linear);
-    ``out_mask`` int64, 1 for the output channels that get the chain's output."""
+    """Everything :func:`audio_callback` works on, allocated here once, and the int64
+    array it gets as ``userdata`` (addresses and shapes of those arrays, the input
+    channel and channel counts). ``chain``: the :class:`~ampnet.host.chain.Chain` that
+    plays first (slot 0); ``resampling``: :class:`Resampling`; ``ring``: float32
+    ``(frames,)``, the recording ring; ``out_mask`` int64, 1 for the output channels that
+    get the chain's output; ``gains_db``: ``(input, output)``; ``in_channel`` 0-based.
+    The attributes ``stats``, ``meters``, ``levels``, ``controls`` and ``control_count``
+    are the arrays the module's constants describe."""
 
-    def __init__(self, chain, resampling, scratch, ring, stats, out_mask, gains, in_channel,
-                 n_in, n_out):
-        self.arrays = {**dict(zip(("table", "f32", "f64", "s32", "s64"), chain.kernel_arrays())),
-                       **dict(zip(("bank_in", "history_in", "state_in", "bank_out",
+    def __init__(self, chain, resampling, ring, out_mask, in_channel, n_in, n_out,
+                 gains_db=(0.0, 0.0)):
+        from ampnet.engine.packing import aligned_zeros
+        from ampnet.host.processors import SMOOTHING_MS, one_pole
+
+        self.stats = np.zeros(STATS_SIZE)
+        self.meters = np.zeros((METER_BLOCKS, METER_COLUMNS))
+        self.levels = np.zeros(LEVELS_SIZE)
+        self.levels[[LEVEL_IN_TARGET, LEVEL_IN]] = 10 ** (gains_db[0] / 20)
+        self.levels[[LEVEL_OUT_TARGET, LEVEL_OUT]] = 10 ** (gains_db[1] / 20)
+        self.levels[LEVEL_GLIDE] = one_pole(SMOOTHING_MS, chain.rate)
+        self.controls = np.zeros((CONTROL_SLOTS, CONTROL_WIDTH))
+        self.control_count = np.zeros(1, dtype=np.int64)
+        scratch = aligned_zeros((SCRATCH_ROWS, max(resampling.model_frames,
+                                                   resampling.device_frames)))
+        self.chains = [chain, chain]  # slot 1 holds a chain only while it fades in or plays
+        self.arrays = {**dict(zip(("bank_in", "history_in", "state_in", "bank_out",
                                    "history_out", "state_out", "fifo"), resampling.arrays)),
-                       "scratch": scratch, "ring": ring, "stats": stats, "out_mask": out_mask,
-                       "gains": gains}
+                       "scratch": scratch, "ring": ring, "stats": self.stats,
+                       "meters": self.meters, "controls": self.controls,
+                       "control_count": self.control_count, "out_mask": out_mask,
+                       "levels": self.levels}
         self.userdata = np.zeros(USERDATA_SIZE, dtype=np.int64)
-        for i, (name, dtype, ndim) in enumerate(ARRAYS):
-            array = self.arrays[name]
-            if array.dtype != dtype or array.ndim != ndim or not array.flags.c_contiguous:
-                raise ValueError(f"{name}: need a C-contiguous {ndim}-D {np.dtype(dtype)} array")
-            shape = array.shape + (1,) * (2 - ndim)
-            self.userdata[3 * i:3 * i + 3] = (array.ctypes.data, *shape)
+        for i, (name, dtype, ndim) in enumerate(ARRAYS[2 * len(CHAIN_ARRAYS):]):
+            self._point(CHAIN_1_AT + 3 * (len(CHAIN_ARRAYS) + i), name, self.arrays[name],
+                        dtype, ndim)
+        self.load_chain(0, chain)
+        self.load_chain(1, chain)
         self.userdata[[IN_CHANNEL, N_IN, N_OUT]] = in_channel, n_in, n_out
+
+    def load_chain(self, slot, chain):
+        """Point chain slot ``slot`` (0 or 1) at ``chain``'s arrays. Only for the slot the
+        callback is not playing (:class:`~ampnet.live.control.ControlPath` makes sure)."""
+        self.chains[slot] = chain
+        at = CHAIN_0_AT if slot == 0 else CHAIN_1_AT
+        for i, ((name, dtype, ndim), array) in enumerate(zip(CHAIN_ARRAYS, chain.kernel_arrays())):
+            self._point(at + 3 * i, name, array, dtype, ndim)
+
+    def _point(self, at, name, array, dtype, ndim):
+        if array.dtype != dtype or array.ndim != ndim or not array.flags.c_contiguous:
+            raise ValueError(f"{name}: need a C-contiguous {ndim}-D {np.dtype(dtype)} array")
+        shape = array.shape + (1,) * (2 - ndim)
+        self.userdata[at:at + 3] = (array.ctypes.data, *shape)
+
+    @property
+    def chain(self):
+        """The chain playing now (the one fading in, during a crossfade, counts once done)."""
+        return self.chains[int(self.stats[ACTIVE])]
 
     @property
     def address(self):
         return self.userdata.ctypes.data
+
+    def kernel_args(self, indata, outdata, status_flags=0):
+        """The arguments of :func:`run_block` for one block, to call the kernel from
+        Python (tests, benchmarks) exactly as :func:`audio_callback` does."""
+        a = self.arrays
+        return (indata, outdata, int(self.userdata[IN_CHANNEL]), a["out_mask"], a["levels"],
+                a["scratch"], self.chains[0].kernel_arrays(), self.chains[1].kernel_arrays(),
+                a["ring"], a["stats"], a["meters"], a["controls"], a["control_count"],
+                status_flags, tuple(a[k] for k in ("bank_in", "history_in", "state_in",
+                                                   "bank_out", "history_out", "state_out",
+                                                   "fifo")))
 
 
 @numba.njit(cache=True)
