@@ -133,11 +133,13 @@ class ControlServer:
     def _check_request(self, connection, request):
         """Every request: Host, Origin and token, then the page's files or the WebSocket."""
         own = {f"127.0.0.1:{self.port}", f"localhost:{self.port}"}
-        host = request.headers.get("Host", "")
+        hosts = request.headers.get_all("Host")
+        host = hosts[0] if len(hosts) == 1 else repr(hosts)
         if host not in own:
             return _response(http.HTTPStatus.FORBIDDEN, f"refused: Host {host!r} is not this "
                              "server (ampnet's control surface answers on 127.0.0.1 only)")
-        origin = request.headers.get("Origin")
+        origins = request.headers.get_all("Origin")
+        origin = origins[0] if len(origins) == 1 else None if not origins else repr(origins)
         if origin is not None and origin != f"http://{host}":
             return _response(http.HTTPStatus.FORBIDDEN,
                              f"refused: a page from {origin!r} may not use this control surface")
