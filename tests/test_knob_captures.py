@@ -274,15 +274,21 @@ def test_a_knob_model_round_trips_through_aidax_and_refuses_nam(tmp_path, capsys
 
 
 def test_live_keys_select_and_turn_a_knob_in_its_units():
+    """The terminal keys drive the running callback through its control path: what the
+    keys set is what the chain plays once the callback has taken the changes."""
+    from types import SimpleNamespace
+
     from ampnet.formats.model import Knob
     from ampnet.host.chain import Chain
     from ampnet.host.processors import Gain, NeuralModel
     from ampnet.live.session import _KeyControl
+    from tests.test_control import BLOCK, Stream
     model = random_model(hidden=8, knobs=2, seed=7)
     model.knobs = [Knob("drive", 5.0, 0.0, 10.0), Knob("tone_hz", 1000.0, 200.0, 5000.0)]
     model.knob_inputs = "normalized"
-    chain = Chain([Gain(), NeuralModel(model)], RATE)
-    keys = _KeyControl(chain)
+    chain = Chain([Gain(), NeuralModel(model)], RATE, max_block=BLOCK)
+    stream = Stream(chain)
+    keys = _KeyControl(SimpleNamespace(chain=chain, control=stream.control))
     assert any("k: next knob (drive, tone_hz)" in line for line in keys.help_lines())
     assert keys.handle("+") == "[+] drive = 5.5 (range 0 to 10)"
     assert chain.processors[1].values["drive"] == 5.5
@@ -291,10 +297,11 @@ def test_live_keys_select_and_turn_a_knob_in_its_units():
         keys.handle("-")
     assert chain.processors[1].values["tone_hz"] == 200.0  # stops at the end of the range
     assert keys.handle("x") is None
-    assert keys.handle("1") == "[1] gain: bypassed" and chain.bypassed(0)
+    assert keys.handle("1") == "[1] gain: bypassed"
+    x = guitar_like(1.0, RATE, seed=8)
+    moved = stream.play(x)[-4800:]  # the callback applies the changes before its first block
+    assert chain.bypassed(0)
     # The chain plays the new values: it glides to what a fresh chain set there plays.
-    x = guitar_like(1.0, seed=8)
-    moved = chain.process(x.copy())[-4800:]
     fresh = Chain([Gain(), NeuralModel(model, drive=5.5, tone_hz=200.0)], RATE)
     fresh.set_bypass(0, True)
     settled = fresh.process(x.copy())[-4800:]
