@@ -47,17 +47,22 @@ class LiveUI:
             [sys.executable, "-m", "ampnet", "live", str(preset), "--ui", "--no-browser",
              "--duration", str(duration), *extra],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=server.env())
-        self.output = []
-        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.output, self.errors = [], []
+        self.reader = threading.Thread(target=self._read, args=(self.process.stdout, self.output),
+                                       daemon=True)
+        self.error_reader = threading.Thread(target=self._read,
+                                             args=(self.process.stderr, self.errors), daemon=True)
         self.reader.start()
+        self.error_reader.start()
         line = self.wait_for(r"control surface: (http://127\.0\.0\.1:(\d+)/\?token=(\S+))")
         match = re.search(r"(http://127\.0\.0\.1:(\d+)/\?token=(\S+))", line)
         self.url, self.port, self.token = match.group(1), int(match.group(2)), match.group(3)
         self.wait_for("stream latency")
 
-    def _read(self):
-        for line in self.process.stdout:
-            self.output.append(line)
+    @staticmethod
+    def _read(stream, lines):
+        for line in stream:
+            lines.append(line)
 
     def wait_for(self, pattern, timeout=60, start=0):
         """The first output line from ``start`` on that matches ``pattern``."""
@@ -70,12 +75,13 @@ class LiveUI:
                 break
             time.sleep(0.05)
         raise AssertionError(f"no line matching {pattern!r}:\n{''.join(self.output)}"
-                             f"{self.process.stderr.read() if self.process.poll() is not None else ''}")
+                             f"{''.join(self.errors)}")
 
     def stop(self):
         """Ctrl-C; returns ``(returncode, all output, stderr)``."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
-        _, stderr = self.process.communicate(timeout=60)
+        self.process.wait(timeout=60)
         self.reader.join(10)
-        return self.process.returncode, "".join(self.output), stderr
+        self.error_reader.join(10)
+        return self.process.returncode, "".join(self.output), "".join(self.errors)
