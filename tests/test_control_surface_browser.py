@@ -8,6 +8,9 @@ under signal plays on and, after its crossfade, the recording made from the page
 equals the new chain's render; "save as preset" round-trips. The page is also checked at
 phone width, and its screenshot is the README's.
 
+A page of another site in the same browser cannot drive the session, even knowing the
+token (its Origin is refused).
+
 CI runs these in a step of their own: ``pytest -m browser``.
 """
 
@@ -269,3 +272,50 @@ def test_the_page_drives_the_live_session(server, browser, tmp_path):
     assert seen["kept"] and seen["dialogs"] == ["after b.toml exists. Replace it?"]
     assert seen["phone_overflow"] <= 0, seen["too_wide"]
     assert seen["xruns_on_page"] <= xruns  # the page read its count before the session ended
+
+
+ATTACKER_PAGE = """<!doctype html><title>another site</title><p id="out">trying</p><script>
+const ws = new WebSocket("ws://127.0.0.1:{port}/ws?token={token}");
+let opened = false;
+ws.onopen = () => {{ opened = true;
+  ws.send(JSON.stringify({{type: "bypass", id: 1, index: 0, bypassed: true}}));
+  document.getElementById("out").textContent = "open"; }};
+ws.onclose = () => {{ if (!opened) document.getElementById("out").textContent = "refused"; }};
+</script>"""
+
+
+def test_another_sites_page_in_the_same_browser_cannot_drive_the_session(server, browser, tmp_path):
+    """A page from another origin (here another port on this machine) that even knows the
+    token opens the session's WebSocket: the browser sends its Origin, the server refuses
+    the handshake, and the chain is untouched."""
+    import http.server
+    import threading
+
+    library = make_library(tmp_path / "library")
+    ui = LiveUI(server, library / "rig.toml", "--blocksize", str(BLOCK), "--library", str(library))
+    page_text = ATTACKER_PAGE.format(port=ui.port, token=ui.token).encode()
+
+    class Attacker(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.end_headers()
+            self.wfile.write(page_text)
+
+        def log_message(self, *args):
+            pass
+
+    other_site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Attacker)
+    threading.Thread(target=other_site.serve_forever, daemon=True).start()
+    page = browser.new_page()
+    try:
+        page.goto(f"http://127.0.0.1:{other_site.server_address[1]}/")
+        expect(page.locator("#out")).to_have_text("refused")
+        page.goto(ui.url)  # the session's own page, in the same browser
+        expect(page.get_by_test_id("connection")).to_have_text("connected")
+        expect(page.get_by_test_id("bypass-0")).to_have_attribute("aria-pressed", "false")  # the gate
+    finally:
+        page.close()
+        other_site.shutdown()
+        code, output, stderr = ui.stop()
+    assert code == 0 and "Traceback" not in stderr, stderr

@@ -45,7 +45,7 @@ def add_parser(sub):
                     help="presets and models to switch between from the page (saved presets "
                          "go here too)")
     ui.add_argument("--record-dir", metavar="DIR", default=".",
-                    help="where the page's recordings go (default: the current folder)")
+                    help="where the page's recordings go, made if missing (default: the current folder)")
     p.set_defaults(run=run)
 
 
@@ -73,8 +73,10 @@ def run(args):
 
         if not 0 <= args.ui_port <= 65535:
             raise AmpnetError(f"--ui-port {args.ui_port}: give 1 to 65535, or 0 for a free port")
-        if not Path(args.record_dir).is_dir():
+        record_dir = Path(args.record_dir)
+        if record_dir.exists() and not record_dir.is_dir():
             raise AmpnetError(f"--record-dir {args.record_dir}: not a folder")
+        record_dir.mkdir(parents=True, exist_ok=True)
         controllers.append(ControlServer(args.ui_port, args.library, args.record_dir,
                                          open_browser=not args.no_browser))
     elif args.library or args.ui_port or args.no_browser:

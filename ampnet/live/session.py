@@ -291,6 +291,10 @@ class LiveSession:
                               f"chain at {rate:g} Hz: restart 'ampnet live' with it to switch")
         with self.rig_lock:
             chain = spec.build(rate, max_block=self.resampling.model_frames)
+            # Warm: its state and buffers paged in here, not on the audio thread's first
+            # touch; then back to its initial state.
+            chain.process(np.zeros(self.resampling.model_frames, np.float32))
+            chain.reset()
             frame = self.control.swap(chain)
             self.spec = spec
         return frame
@@ -376,7 +380,7 @@ class LiveSession:
         return {
             "seconds": elapsed, "stopped_because": self.stop_reason,
             "callbacks": int(stats[rt_kernel.CALLBACKS]), "xruns": int(stats[rt_kernel.XRUNS]),
-            "worst_callback_ms": 1000 * stats[rt_kernel.MAX_CYCLES] / cps,
+            "worst_callback_ms": float(1000 * stats[rt_kernel.MAX_CYCLES] / cps),
             "median_callback_ms": 1000 * float(np.median(durations)) if durations.size else 0.0,
             "p99_callback_ms": 1000 * float(np.percentile(durations, 99)) if durations.size else 0.0,
             "p999_callback_ms": 1000 * float(np.percentile(durations, 99.9)) if durations.size else 0.0,
