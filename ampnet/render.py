@@ -4,17 +4,26 @@ Each file is read in chunks, resampled to the models' rate and back when needed
 (soxr, streaming), run through the chain (:class:`~ampnet.host.chain.Chain`) in blocks of
 ``blocksize`` frames, and written to a temporary file that is renamed to the
 output only once complete. Memory stays flat whatever the file's length.
+
+A batch is one job per (input file, model or preset) pair, run here, in a local
+process pool (``--jobs``) or on a Ray cluster (:mod:`ampnet.cluster.render`), with
+the same :func:`render_file`, so outputs are byte-identical wherever they were made.
+Each finished output gets a line in the output folder's journal
+(:class:`RenderJournal`): what was rendered from what, and what a re-run of the same
+command skips.
 """
 
 import concurrent.futures
 import errno
+import json
 import multiprocessing
 import os
 import queue as queue_module
 import shutil
 import signal
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,19 +34,31 @@ from tqdm import tqdm
 from ampnet.errors import AmpnetError, Stopped
 from ampnet.host.preset import load_spec
 from ampnet.io.audio import (find_audio_inputs, format_for_path, open_audio, output_subtype,
-                             read_frames, replace_nonfinite)
+                             read_frames, replace_nonfinite, without_peak_chunk)
 from ampnet.io.files import atomic_output
 
 CHUNK_FRAMES = 65536
+JOURNAL_NAME = "ampnet-render.jsonl"  # in the output folder: one line per finished output
+MODEL_SUFFIXES = (".json", ".nam", ".aidax", ".toml")  # what a batch's models are named
 FULL_DISK_BYTES = 16 * 2 ** 20  # a write that fails with less free space than this: disk full
 
 
 @dataclass
 class RenderJob:
-    """One input file and where its output goes."""
+    """One input file, the model or preset it goes through, and where its output goes."""
 
     source: Path
     target: Path
+    model: Path
+
+
+@dataclass
+class RenderSettings:
+    """What besides the files decides an output's bytes (a journal entry matches on them)."""
+
+    blocksize: int = 64
+    subtype: str | None = None
+    params: tuple = ()  # NAME=VALUE knob settings
 
 
 @dataclass
@@ -48,33 +69,116 @@ class RenderResult:
     notes: tuple = ()
 
 
-def plan_jobs(inputs, output=None, out_dir=None, overwrite=False):
-    """Map inputs (files or folders) to outputs. Returns ``(jobs, failures)``:
-    problems that concern one file (output exists, output equals input) become
-    failed results so that the rest of the batch still renders."""
+def split_models(arguments):
+    """``MODEL|PRESET... INPUT...`` as ``(models, inputs)``: the first argument is a model;
+    the files after it named like models (:data:`MODEL_SUFFIXES`) are too, up to the
+    first that is not."""
+    models = [Path(arguments[0])]
+    rest = list(arguments[1:])
+    while rest and Path(rest[0]).suffix.lower() in MODEL_SUFFIXES and not Path(rest[0]).is_dir():
+        models.append(Path(rest.pop(0)))
+    return models, rest
+
+
+def plan_jobs(models, inputs, output=None, out_dir=None, overwrite=False, settings=None):
+    """Map (model, input) pairs to outputs: ``--out-dir`` mirrors the input folders, in a
+    folder per model when there are several. Returns ``(jobs, failures, skipped)``:
+    problems that concern one file (output exists, output equals input) become failed
+    results so that the rest of the batch still renders; ``skipped`` are jobs whose
+    output the journal lists as finished with these ``settings``
+    (:class:`RenderSettings`), which a re-run does not redo."""
+    models = [Path(m) for m in models]
     if (output is None) == (out_dir is None):
         raise AmpnetError("give either -o OUTPUT (one input file) or --out-dir DIR")
+    names = [m.stem for m in models]
+    for name in set(names):
+        if names.count(name) > 1:
+            raise AmpnetError(f"two models named {name!r} would share the output folder "
+                              f"{Path(out_dir or '.') / name}; rename one")
     found, problems = find_audio_inputs(inputs)
-    failures = [RenderResult(RenderJob(path, path), error=message) for path, message in problems]
+    failures = [RenderResult(RenderJob(path, path, models[0]), error=message)
+                for path, message in problems]
     if output is not None:
-        if len(inputs) != 1 or Path(inputs[0]).is_dir():
-            raise AmpnetError(f"-o names one output file but {len(inputs)} inputs were given; "
-                              "use --out-dir DIR for several files or a folder")
-        pairs = [(src, Path(output)) for src, _ in found]
+        if len(inputs) != 1 or Path(inputs[0]).is_dir() or len(models) > 1:
+            raise AmpnetError(f"-o names one output file but {len(inputs)} input(s) and "
+                              f"{len(models)} model(s) were given; use --out-dir DIR for several")
+        pairs = [(models[0], src, Path(output)) for src, _ in found]
     else:
-        pairs = [(src, Path(out_dir) / rel) for src, rel in found]
-    jobs = []
-    for src, target in pairs:
-        job = RenderJob(src, target)
+        folder = lambda model: Path(out_dir) / model.stem if len(models) > 1 else Path(out_dir)
+        pairs = [(model, src, folder(model) / rel) for model in models for src, rel in found]
+    journal = RenderJournal(out_dir) if out_dir is not None else None
+    jobs, skipped = [], []
+    for model, src, target in pairs:
+        job = RenderJob(src, target, model)
         if target.resolve() == src.resolve():
             failures.append(RenderResult(job, error=f"{target}: is the input file itself; "
                                          "ampnet never overwrites an input, choose another output"))
         elif target.exists() and not overwrite:
-            failures.append(RenderResult(job, error=f"{target}: already exists; pass --overwrite "
-                                         "to replace it"))
+            if journal is not None and journal.finished(job, settings or RenderSettings()):
+                skipped.append(job)
+            else:
+                failures.append(RenderResult(job, error=f"{target}: already exists; pass "
+                                             "--overwrite to replace it"))
         else:
             jobs.append(job)
-    return jobs, failures
+    return jobs, failures, skipped
+
+
+class RenderJournal:
+    """``OUT_DIR/ampnet-render.jsonl``: one JSON line per finished output (``output``
+    relative to the folder, ``source`` and ``model`` absolute, their sizes and
+    modification times, the settings, ``seconds`` of audio, the output's ``bytes``).
+    Lines are appended and flushed as outputs finish, so an interrupted batch keeps
+    what it finished; a line cut short by a crash is ignored."""
+
+    def __init__(self, out_dir):
+        self.folder = Path(out_dir)
+        self.path = self.folder / JOURNAL_NAME
+        self.entries = {}
+        if self.path.is_file():
+            with open(self.path, encoding="utf-8", errors="replace") as lines:
+                for line in lines:
+                    try:
+                        entry = json.loads(line)
+                        self.entries[entry["output"]] = entry
+                    except (ValueError, KeyError, TypeError):
+                        continue
+
+    def _key(self, job):
+        return Path(os.path.relpath(job.target, self.folder)).as_posix()
+
+    def _entry(self, job, settings):
+        source, model = Path(job.source).resolve(), Path(job.model).resolve()
+        source_stat, model_stat = source.stat(), model.stat()
+        return {"output": self._key(job), "source": str(source), "model": str(model),
+                "source_bytes": source_stat.st_size, "source_mtime_ns": source_stat.st_mtime_ns,
+                "model_bytes": model_stat.st_size, "model_mtime_ns": model_stat.st_mtime_ns,
+                **{k: list(v) if isinstance(v, tuple) else v for k, v in asdict(settings).items()}}
+
+    def finished(self, job, settings):
+        """Whether the journal lists ``job``'s output as rendered from the same source and
+        model (unchanged since) with the same settings, and the file is still that size."""
+        entry = self.entries.get(self._key(job))
+        if entry is None:
+            return False
+        try:
+            now = self._entry(job, settings)
+            size = Path(job.target).stat().st_size
+        except OSError:
+            return False
+        return all(entry.get(k) == v for k, v in now.items()) and entry.get("bytes") == size
+
+    def record(self, result, settings):
+        """Append ``result`` (a finished output)."""
+        entry = {**self._entry(result.job, settings), "seconds": round(result.seconds, 6),
+                 "bytes": Path(result.job.target).stat().st_size,
+                 "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        self.entries[entry["output"]] = entry
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as out:
+            out.write(json.dumps(entry) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
 
 
 def render_file(spec, job, blocksize=64, subtype=None, progress=None):
@@ -105,8 +209,9 @@ def render_file(spec, job, blocksize=64, subtype=None, progress=None):
         first_bad = None  # (frame, channel)
         with atomic_output(job.target) as tmp:
             try:
-                dst = sf.SoundFile(str(tmp), "w", samplerate=rate, channels=channels,
-                                   subtype=out_subtype, format=fmt)
+                dst = without_peak_chunk(sf.SoundFile(str(tmp), "w", samplerate=rate,
+                                                      channels=channels, subtype=out_subtype,
+                                                      format=fmt))
                 with dst:
                     read = 0
                     while read < frames:
@@ -182,68 +287,108 @@ def _process_chunk(chain, chunk, to_model, from_model, last):
     return np.ascontiguousarray(out)
 
 
-def render_batch(spec_path, jobs, blocksize=64, subtype=None, job_count=1, show_progress=None,
-                 params=()):
-    """Render every job, ``job_count`` files at a time in separate processes.
+class SpecCache:
+    """Chains' specifications by model path, each loaded once per process (with the
+    batch's ``--param`` settings)."""
 
-    Shows a progress bar per file and one for the batch (``show_progress=None``:
-    only on a terminal). Returns the list of :class:`RenderResult`, one per job,
-    in order; a failing file does not stop the others. ``params`` are ``NAME=VALUE``
-    knob settings (``--param``).
+    def __init__(self, params=()):
+        self.params, self.specs = tuple(params), {}
+
+    def get(self, model):
+        key = str(model)
+        if key not in self.specs:
+            self.specs[key] = load_spec(model, self.params)
+        return self.specs[key]
+
+
+class BatchProgress:
+    """One bar for a batch: seconds of audio done of the total, files done, the rate
+    (seconds of audio per second) and the time left. Shown on a terminal only unless
+    ``show`` says otherwise."""
+
+    def __init__(self, jobs, show=None):
+        self.rates, frames = [], []
+        for job in jobs:
+            info = _info_or_none(job.source)
+            self.rates.append(info.samplerate if info else 1.0)
+            frames.append(info.frames if info else 0)
+        self.files, self.done = len(jobs), 0
+        self.bar = tqdm(total=round(sum(f / r for f, r in zip(frames, self.rates)), 1), unit="s",
+                        unit_scale=False, desc=self._label(), leave=False,
+                        disable=None if show is None else not show,
+                        bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s of "
+                                   "audio [{elapsed}<{remaining}, {rate_fmt}]")
+
+    def _label(self):
+        return f"{self.done}/{self.files} files"
+
+    def update(self, index, frames):
+        """``frames`` more of job ``index``'s input rendered."""
+        self.bar.update(frames / self.rates[index])
+
+    def file_done(self):
+        self.done += 1
+        self.bar.set_description_str(self._label())
+
+    def close(self):
+        self.bar.close()
+
+
+def render_batch(jobs, settings=None, job_count=1, show_progress=None, on_result=None,
+                 cluster=None):
+    """Render every job: here, ``job_count`` files at a time in separate processes, or on
+    ``cluster`` (a :class:`ampnet.cluster.render.ClusterRenderer`).
+
+    Shows one progress bar for the batch (``show_progress=None``: only on a terminal)
+    and calls ``on_result(result)`` as each file finishes. Returns the list of
+    :class:`RenderResult`, one per job, in order; a failing file does not stop the
+    others. ``settings``: a :class:`RenderSettings`.
     """
-    disable = None if show_progress is None else not show_progress  # None: terminal only
-    total_frames = {i: _frames_or_zero(job.source) for i, job in enumerate(jobs)}
-    batch_bar = tqdm(total=sum(total_frames.values()), unit="frame", unit_scale=True,
-                     desc=f"{len(jobs)} files", disable=disable, leave=False) if len(jobs) > 1 else None
-    file_bars = {}
-
-    def on_progress(index, frames):
-        bar = file_bars.get(index)
-        if bar is None:
-            bar = file_bars[index] = tqdm(total=total_frames[index], unit="frame", unit_scale=True,
-                                          desc=jobs[index].source.name, leave=False, disable=disable)
-        bar.update(frames)
-        if batch_bar is not None:
-            batch_bar.update(frames)
-
-    def finish(index):
-        bar = file_bars.pop(index, None)
-        if bar is not None:
-            bar.close()
-
+    settings = settings or RenderSettings()
+    progress = BatchProgress(jobs, show_progress)
     results = [None] * len(jobs)
-    if job_count <= 1 or len(jobs) <= 1:
-        spec = load_spec(spec_path, params)
-        for i, job in enumerate(jobs):
-            results[i] = _render_safely(spec, job, blocksize, subtype,
-                                        lambda frames, i=i: on_progress(i, frames))
-            finish(i)
-    else:
-        context = multiprocessing.get_context("spawn")
-        queue = context.Queue()  # progress: (job index, frames done), handed to each worker
-        stop = threading.Event()
-        pump = threading.Thread(target=_pump_progress, args=(queue, on_progress, stop), daemon=True)
-        pump.start()
-        workers = min(job_count, len(jobs))
-        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context,
-                                                    initializer=_worker_init,
-                                                    initargs=(str(spec_path), params, queue)) as pool:
-            futures = {pool.submit(_worker_render, i, job, blocksize, subtype): i
-                       for i, job in enumerate(jobs)}
-            try:
-                for future in concurrent.futures.as_completed(futures):
-                    results[futures[future]] = future.result()
-            except BaseException:  # Ctrl-C, SIGTERM, SIGHUP: no worker leaves a temp file
-                _stop_workers(futures)
-                raise
-            finally:
-                stop.set()
-                pump.join()
-        for i in range(len(jobs)):
-            finish(i)
-    if batch_bar is not None:
-        batch_bar.close()
+
+    def finished(index, result):
+        results[index] = result
+        progress.file_done()
+        if on_result is not None:
+            on_result(result)
+
+    try:
+        if cluster is not None:
+            cluster.render(jobs, settings, progress.update, finished)
+        elif job_count <= 1 or len(jobs) <= 1:
+            specs = SpecCache(settings.params)
+            for i, job in enumerate(jobs):
+                finished(i, render_safely(specs, job, settings,
+                                          lambda frames, i=i: progress.update(i, frames)))
+        else:
+            _render_in_processes(jobs, settings, job_count, progress.update, finished)
+    finally:
+        progress.close()
     return results
+
+
+def _render_in_processes(jobs, settings, job_count, on_progress, finished):
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()  # progress: (job index, frames done), handed to each worker
+    stop = threading.Event()
+    pump = threading.Thread(target=_pump_progress, args=(queue, on_progress, stop), daemon=True)
+    pump.start()
+    workers = min(job_count, len(jobs))
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context,
+                                                initializer=_worker_init,
+                                                initargs=(settings.params, queue)) as pool:
+        futures = {pool.submit(_worker_render, i, job, settings): i for i, job in enumerate(jobs)}
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                finished(futures[future], future.result())
+        except BaseException:  # Ctrl-C, SIGTERM, SIGHUP: no worker leaves a temp file
+            _stop_workers(futures)
+            raise
+        finally:
+            stop.set()
+            pump.join()
 
 
 def _stop_workers(futures, timeout=10.0):
@@ -260,23 +405,25 @@ def _stop_workers(futures, timeout=10.0):
         child.join(timeout)
 
 
-def _frames_or_zero(path):
+def _info_or_none(path):
     try:
-        return sf.info(str(path)).frames
+        return sf.info(str(path))
     except Exception:  # reported properly when the file is rendered
-        return 0
+        return None
 
 
-def _render_safely(spec, job, blocksize, subtype, progress):
+def render_safely(specs, job, settings, progress=None):
+    """:func:`render_file` for ``job`` with its model from ``specs`` (a
+    :class:`SpecCache`), any failure returned as a result with its one-line error."""
     try:
-        return render_file(spec, job, blocksize, subtype, progress)
+        return render_file(specs.get(job.model), job, settings.blocksize, settings.subtype, progress)
     except AmpnetError as err:
         return RenderResult(job, error=str(err))
     except (sf.LibsndfileError, RuntimeError, OSError) as err:
         return RenderResult(job, error=f"{job.source}: failed while rendering ({err})")
 
 
-_worker_spec = _worker_queue = None
+_worker_specs = _worker_queue = None
 _worker_busy = False
 _worker_stop = 0  # the signal that asked a busy worker to stop (0: none)
 
@@ -284,10 +431,10 @@ _worker_stop = 0  # the signal that asked a busy worker to stop (0: none)
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-def _worker_init(spec_path, params, queue):
-    global _worker_spec, _worker_queue
+def _worker_init(params, queue):
+    global _worker_specs, _worker_queue
     _handle_stop_signals(_worker_signal)
-    _worker_spec, _worker_queue = load_spec(spec_path, params), queue
+    _worker_specs, _worker_queue = SpecCache(params), queue
 
 
 def _handle_stop_signals(handler):
@@ -313,12 +460,12 @@ def _worker_progress(index, frames):
     _worker_queue.put((index, frames))
 
 
-def _worker_render(index, job, blocksize, subtype):
+def _worker_render(index, job, settings):
     global _worker_busy
     _worker_busy = True
     try:
-        return _render_safely(_worker_spec, job, blocksize, subtype,
-                              lambda frames: _worker_progress(index, frames))
+        return render_safely(_worker_specs, job, settings,
+                             lambda frames: _worker_progress(index, frames))
     except Stopped as stop:  # the temporary file is gone; take no further work
         os._exit(128 + stop.signum)
     finally:
@@ -336,18 +483,21 @@ def _pump_progress(queue, on_progress, stop):
         on_progress(index, frames)
 
 
-def summary_line(results, wall_seconds, startup_seconds=None):
-    """One line: files rendered and failed, seconds of audio, real-time factor (of the
-    rendering; ``startup_seconds``, compiling or loading the engine, is given apart)."""
+def summary_line(results, wall_seconds, startup_seconds=None, skipped=0):
+    """One line: files rendered, skipped (finished by an earlier run) and failed, the
+    audio's duration, real-time factor (of the rendering; ``startup_seconds``, compiling
+    or loading the engine, is given apart)."""
     done = [r for r in results if r.error is None]
     failed = len(results) - len(done)
     audio = sum(r.seconds for r in done)
     speed = audio / wall_seconds if wall_seconds > 0 else float("inf")
-    line = (f"rendered {len(done)} file(s), {audio:.1f} s of audio in {wall_seconds:.1f} s "
+    duration = f"{audio:.1f} s" if audio < 3600 else f"{audio / 3600:.2f} h"
+    line = (f"rendered {len(done)} file(s), {duration} of audio in {wall_seconds:.1f} s "
             f"({speed:.1f}x real time)")
     if startup_seconds is not None and done:
         line += f"; start-up {startup_seconds:.1f} s (compiling or loading the engine), not counted"
+    if skipped:
+        line += f"; {skipped} already rendered by an earlier run, skipped"
     if failed:
         line += f"; {failed} failed"
     return line
-

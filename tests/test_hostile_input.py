@@ -351,7 +351,7 @@ def test_a_truncated_wav_is_reported_and_nothing_is_written(tmp_path, model_path
     assert code == 1
     err = capsys.readouterr().err
     assert f"{cut}: truncated" in err and "Traceback" not in err
-    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["whole.wav"]
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["ampnet-render.jsonl", "whole.wav"]
 
 
 def test_a_damaged_flac_is_reported_and_nothing_is_written(tmp_path, model_path, capsys):
@@ -374,7 +374,7 @@ def test_a_missing_input_does_not_stop_the_batch(tmp_path, model_path, capsys):
                  "--out-dir", str(tmp_path / "o")])
     assert code == 1
     assert f"{tmp_path / 'gone.wav'}: no such file" in capsys.readouterr().err
-    assert [p.name for p in (tmp_path / "o").iterdir()] == ["good.wav"]
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["ampnet-render.jsonl", "good.wav"]
 
 
 def test_render_refuses_a_block_size_that_would_exhaust_memory(tmp_path, model_path, capsys):

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -108,7 +109,7 @@ def test_bad_inputs_fail_alone_with_one_clear_line(tmp_path, model_path, capsys)
     assert f"{empty}: contains no audio" in err
     assert f"{fake}: not an audio file" in err
     assert "Traceback" not in err
-    assert sorted(p.name for p in out_dir.iterdir()) == ["good.wav"]  # no partial or temp files
+    assert sorted(p.name for p in out_dir.iterdir()) == ["ampnet-render.jsonl", "good.wav"]  # no partial or temp files
 
 
 @pytest.mark.parametrize("case", ["missing", "empty-folder", "corrupt-model"])
@@ -187,3 +188,52 @@ def test_start_up_is_reported_apart_from_the_real_time_factor(tmp_path, model_pa
     assert main(["render", str(model_path), str(tmp_path / "in.wav"), "-o", str(tmp_path / "o.wav")]) == 0
     line = capsys.readouterr().out.strip().splitlines()[-1]
     assert "x real time); start-up " in line and "(compiling or loading the engine), not counted" in line
+
+
+def test_several_models_get_a_folder_each_and_a_rerun_skips_what_is_finished(tmp_path, model_path, capsys):
+    other = tmp_path / "other.json"
+    save_model(random_model(8, 1, seed=5), other)
+    src = write(tmp_path / "in.wav", guitar_like(0.3))
+    out_dir = tmp_path / "out"
+    args = ["render", str(model_path), str(other), str(src), "--out-dir", str(out_dir)]
+    assert main(args) == 0
+    first = {p: (out_dir / p).read_bytes() for p in ("model/in.wav", "other/in.wav")}
+    capsys.readouterr()
+    (out_dir / "other" / "in.wav").unlink()  # as if the first run had stopped before it
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "1 output(s) already rendered by an earlier run" in out and "rendered 1 file(s)" in out
+    assert {p: (out_dir / p).read_bytes() for p in first} == first
+    # A changed source is not "finished": its output is refused as an existing file.
+    write(src, guitar_like(0.3, seed=9))
+    assert main(args) == 1
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+
+
+def test_cluster_without_ray_says_how_to_install_it(tmp_path, model_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray fails as where it is missing
+    src = write(tmp_path / "in.wav", guitar_like(0.1))
+    assert main(["render", str(model_path), str(src), "--out-dir", str(tmp_path / "o"),
+                 "--cluster", "local"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install" in err and "ampnet[cluster]" in err and "Traceback" not in err
+
+
+def test_a_node_that_does_not_see_the_files_is_named_with_the_path(tmp_path):
+    from ampnet.cluster.connect import _can_see
+    probe = tmp_path / ".probe"
+    probe.write_text("token")
+    assert _can_see([str(probe)], [str(probe)], "token")[1] is None
+    assert "cannot read" in _can_see([str(tmp_path / "missing.wav")], [], "token")[1]
+    assert "does not see" in _can_see([], [str(probe)], "another machine's token")[1]
+
+
+def test_the_same_render_gives_the_same_bytes_at_another_time(tmp_path, model_path):
+    """Float WAV outputs carry no PEAK chunk (libsndfile stamps it with the time of
+    writing): a render is reproducible byte for byte, as a cluster's must be."""
+    src = write(tmp_path / "in.wav", guitar_like(0.2))
+    assert main(["render", str(model_path), str(src), "-o", str(tmp_path / "a.wav")]) == 0
+    time.sleep(1.1)  # the chunk's clock counts seconds
+    assert main(["render", str(model_path), str(src), "-o", str(tmp_path / "b.wav")]) == 0
+    assert (tmp_path / "a.wav").read_bytes() == (tmp_path / "b.wav").read_bytes()
+    assert b"PEAK" not in (tmp_path / "a.wav").read_bytes()

@@ -130,3 +130,16 @@ def format_for_path(path):
     if fmt not in sf.available_formats():
         raise AmpnetError(f"{path}: cannot write .{ext} files; use .wav, .flac or .aiff")
     return fmt
+
+
+_SFC_SET_ADD_PEAK_CHUNK = 0x1050  # libsndfile's sf_command for it (sndfile.h)
+
+
+def without_peak_chunk(sound_file):
+    """Tell libsndfile not to write a PEAK chunk into ``sound_file`` (an open
+    :class:`soundfile.SoundFile`, before any frame is written). Float WAV and AIFF get
+    one by default, and it carries the time of writing: without it, the same render
+    gives the same bytes wherever and whenever it runs. python-soundfile has no call
+    for this command, so it goes through the library handle it keeps."""
+    sf._snd.sf_command(sound_file._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
+    return sound_file

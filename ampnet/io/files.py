@@ -5,9 +5,13 @@ partial file under the target's name.
 """
 
 import contextlib
+import glob
 import os
 import tempfile
 from pathlib import Path
+
+
+PARTIAL = "partial-"  # temporary files are named .TARGET_NAME.partial-RANDOM.SUFFIX
 
 
 @contextlib.contextmanager
@@ -16,7 +20,7 @@ def atomic_output(target, suffix=None):
     ``target``, on any exception delete it. ``suffix`` defaults to the target's
     (libraries such as soundfile pick the format from it)."""
     target = Path(target)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=suffix or target.suffix or ".tmp",
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{PARTIAL}", suffix=suffix or target.suffix or ".tmp",
                                dir=target.parent if str(target.parent) else ".")
     os.close(fd)
     tmp = Path(tmp)
@@ -27,6 +31,14 @@ def atomic_output(target, suffix=None):
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def partial_files(target):
+    """The temporary files :func:`atomic_output` made for ``target`` that are still there:
+    a process killed outright (SIGKILL, a lost machine) could not delete its own."""
+    target = Path(target)
+    folder = target.parent if str(target.parent) else Path(".")
+    return sorted(folder.glob(f".{glob.escape(target.name)}.{PARTIAL}*"))
 
 
 def write_text_atomic(target, text):
