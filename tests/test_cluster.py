@@ -186,3 +186,61 @@ def test_two_nodes_render_the_batch_as_this_machine_does(library, two_nodes):
     code, _, err = run("render", *presets, library / "takes", "--out-dir", library / "here")
     assert code == 0, err
     assert files_under(library / "here") == files_under(library / "there")
+
+
+def capture_folder(root):
+    """Two captures of two synthetic devices, as NAME/dry.wav and NAME/wet.wav."""
+    from scipy import signal as scipy_signal
+
+    for name, drive in (("soft", 2.0), ("hard", 8.0)):
+        folder = root / name
+        folder.mkdir(parents=True)
+        dry = guitar_like(8.0, seed=len(name))
+        wet = 0.5 * np.tanh(drive * scipy_signal.lfilter([0.3], [1, -0.7], dry))
+        sf.write(str(folder / "dry.wav"), dry, RATE, subtype="FLOAT")
+        sf.write(str(folder / "wet.wav"), wet.astype(np.float32), RATE, subtype="FLOAT")
+    return root
+
+
+def test_a_set_of_captures_trains_on_the_cluster_as_it_does_here(tmp_path):
+    from ampnet.formats import load_model
+    pytest.importorskip("torch")
+    captures = capture_folder(tmp_path / "captures")
+    settings = ("--hidden", "4", "--epochs", "2", "--minutes", "5", "--batch", "4", "--seed", "3")
+    code, out, err = run("train", captures, "-o", tmp_path / "here", *settings)
+    assert code == 0, err
+    code, out, err = run("train", captures, "-o", tmp_path / "there", *settings,
+                         "--cluster", "local")
+    assert code == 0, err
+    assert "trained 2 of 2 model(s)" in out
+    for name in ("soft", "hard"):
+        here, there = (load_model(tmp_path / f / f"{name}.json") for f in ("here", "there"))
+        np.testing.assert_array_equal(here.head_weight, there.head_weight)
+        np.testing.assert_array_equal(here.head_bias, there.head_bias)
+        for a, b in zip(here.layers, there.layers, strict=True):
+            for field in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+        assert here.input_scale == there.input_scale
+        assert (tmp_path / "there" / f"{name}.report.json").exists()
+
+
+def test_a_sweep_writes_the_best_finished_trial_with_its_table(tmp_path):
+    import json
+
+    from ampnet.formats import load_model
+    pytest.importorskip("torch")
+    captures = capture_folder(tmp_path / "captures")
+    out = tmp_path / "best.json"
+    code, stdout, err = run("train", captures / "hard" / "dry.wav", captures / "hard" / "wet.wav",
+                            "-o", out, "--epochs", "4", "--batch", "4", "--minutes", "5",
+                            "--sweep", "hidden=2,6", "--sweep", "lr=0.01",
+                            "--cluster", "local")
+    assert code == 0, err + stdout
+    report = json.loads((tmp_path / "best.report.json").read_text())
+    rows = report["sweep"]
+    assert sorted(r["hidden"] for r in rows) == [2, 6] and all(r["lr"] == 0.01 for r in rows)
+    finished = [r for r in rows if r["status"] == "finished"]
+    best = min(finished, key=lambda r: r["validation_esr"])
+    assert load_model(out).hidden_size == best["hidden"]
+    assert report["validation_esr"] == best["validation_esr"]
+    assert "<- best" in stdout

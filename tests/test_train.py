@@ -567,3 +567,27 @@ def test_patience_waits_until_the_learning_rate_has_annealed(monkeypatch, after,
     history = trainer.fit(train, val, show_progress=False)
     assert len(history.epochs) == epochs_run
     assert ("no improvement" in history.stopped_because) == (epochs_run < 4)
+
+
+def test_a_folder_of_captures_trains_one_model_each_and_a_rerun_keeps_them(tmp_path, capsys):
+    captures = tmp_path / "captures"
+    for name, seed in (("amp", 1), ("pedal", 2)):
+        (captures / name).mkdir(parents=True)
+        dry = guitar_like(6.0, seed=seed)
+        write_pair(captures / name, dry, device(dry))
+    (captures / "notes").mkdir()  # no dry/wet: not a capture
+    args = ["train", str(captures), "-o", str(tmp_path / "models"), "--hidden", "4",
+            "--epochs", "1", "--batch", "4", "--threads", "1"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "training 2 model(s)" in out and "trained 2 of 2 model(s)" in out
+    for name in ("amp", "pedal"):
+        assert load_model(tmp_path / "models" / f"{name}.json").metadata["name"] == name
+        assert (tmp_path / "models" / f"{name}.report.json").exists()
+    before = (tmp_path / "models" / "amp.json").read_bytes()
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "2 model(s) already in" in out and "training 0 model(s)" in out
+    assert (tmp_path / "models" / "amp.json").read_bytes() == before
+    assert main(["train", str(tmp_path / "models"), "-o", str(tmp_path / "x")]) == 2
+    assert "no capture.toml and no NAME/dry.wav + NAME/wet.wav" in capsys.readouterr().err

@@ -70,6 +70,15 @@ def add_parser(sub):
                           "else all cores)")
     run.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     run.add_argument("--resume", action="store_true", help="continue from MODEL.ckpt")
+    run.add_argument("--cluster", metavar="ADDRESS",
+                     help="for a folder of captures (NAME/dry.wav, NAME/wet.wav): train the "
+                          "models on a Ray cluster (host:port, auto or local); needs the cluster "
+                          "extra and storage every node sees at the same paths")
+    run.add_argument("--sweep", action="append", metavar="NAME=V1,V2,...",
+                     help="search settings for one capture on Ray Tune (with --cluster): hidden, "
+                          "layers, lr or minutes, each a list of values (repeatable); poor trials "
+                          "stop early (ASHA); the best model is written with the sweep's table "
+                          "in its report")
     meta = p.add_argument_group("metadata")
     meta.add_argument("--name", help="model name (default: the output file's name)")
     meta.add_argument("--gear", default="", help="the captured device and its settings")
@@ -114,17 +123,45 @@ def check_arguments(args):
 
 def run_train(args):
     try:
-        import torch
+        import torch  # noqa: F401
     except ImportError:
         raise AmpnetError("training needs PyTorch: install the train extra "
                           "(pip install -c constraints.txt -e '.[train]')") from None
+    check_arguments(args)
+    pairs = _independent_captures(args.inputs)
+    if pairs is not None:
+        if args.sweep:
+            raise AmpnetError("--sweep searches settings for one capture; give DRY WET")
+        return _train_each(args, pairs)
+    if args.sweep:
+        from ampnet.cluster.sweep import parse_space, sweep
+
+        space = parse_space(args.sweep)
+        if not args.cluster:
+            raise AmpnetError("--sweep runs on Ray: add --cluster local (this machine) or a "
+                              "cluster's address")
+        print(sweep(args, _capture_set(args), Path(args.output), space))
+        return 0
+    if args.cluster:
+        raise AmpnetError("--cluster trains a set of independent captures (a folder of "
+                          "NAME/dry.wav and NAME/wet.wav, one model each) or runs a --sweep")
+    summary = train_to_file(args, _capture_set(args), Path(args.output))
+    print(summary["text"])
+    return 0
+
+
+def train_to_file(args, capture_set, output, log=None, on_epoch=None):
+    """Train on ``capture_set`` with the command's settings (``args``) and write the
+    model at ``output`` with its report, as ``ampnet train`` does; returns
+    ``{"output", "validation_esr", "stopped_because", "text"}`` (``text``: the lines the
+    command prints). ``on_epoch(figures)`` after every epoch (see :func:`fit`)."""
+    import torch
+
     from ampnet import __version__
     from ampnet.train import report as report_files
     from ampnet.train.pipeline import DataOptions, fit, save
     from ampnet.train.trainer import TrainConfig, choose_threads, training_device
 
-    check_arguments(args)
-    output = Path(args.output)
     checkpoint = output.with_suffix(".ckpt")
     if output.suffix.lower() != ".json":
         raise AmpnetError(f"{output}: a model file is JSON; name it with .json (e.g. "
@@ -133,7 +170,6 @@ def run_train(args):
         raise AmpnetError(f"{output}: already exists; pass --overwrite to replace it")
     if args.resume and not checkpoint.exists():
         raise AmpnetError(f"{checkpoint}: no checkpoint to resume from; start without --resume")
-    capture_set = _capture_set(args)
     for take in capture_set.captures + capture_set.validation + capture_set.test:
         for path in (take.dry, take.wet):
             if Path(path).resolve() == output.resolve():
@@ -151,35 +187,133 @@ def run_train(args):
     model, report = fit(
         capture_set, config,
         data=DataOptions(args.channel, args.resample, args.latency, args.val_fraction),
-        checkpoint=checkpoint, resume=args.resume,
+        checkpoint=checkpoint, resume=args.resume, on_epoch=on_epoch,
         metadata={"name": args.name or output.stem, "gear": args.gear, "author": args.author,
                   "ampnet_version": __version__},
-        log=_log)
+        log=log or _log)
     report_json, report_png = save(model, report, output)
 
     figures = report.figures
+    lines = []
     rows = figures["null_test"]["validation"] + figures["null_test"]["test"]
     if len(rows) > 1:
-        print("\nnull-test ESR by setting:")
-        print("\n".join(report_files.settings_table(figures)))
-        worst = figures["worst_setting"]
-        print(f"\nvalidation ESR {figures['validation_esr']:.4f} (mean over the rows); worst "
-              f"{worst['esr']:.4f} at {worst['label']}: {figures['verdict']}")
+        lines += ["", "null-test ESR by setting:", *report_files.settings_table(figures), "",
+                  f"validation ESR {figures['validation_esr']:.4f} (mean over the rows); worst "
+                  f"{figures['worst_setting']['esr']:.4f} at {figures['worst_setting']['label']}: "
+                  f"{figures['verdict']}"]
     else:
-        print(f"\nvalidation ESR {figures['validation_esr']:.4f}: {figures['verdict']}")
+        lines += ["", f"validation ESR {figures['validation_esr']:.4f}: {figures['verdict']}"]
     if figures["advice"]:
-        print(f"  {figures['advice']}")
+        lines.append(f"  {figures['advice']}")
     if figures["test_esr"] is not None:
-        print(f"test ESR {figures['test_esr']:.4f} "
-              f"({', '.join(r['dry'] for r in figures['null_test']['test'])})")
-    print("  (null tests: the model rendered from the dry file, against the wet advanced by the "
-          "latency, DC removed from both)")
-    print(f"latency: {report.alignment.describe(report.sample_rate)}")
-    print(f"training time: {figures['training_seconds'] / 60:.1f} min ({figures['stopped_because']})")
-    print(f"model: {output}\nreport: {report_json}, {report_png}")
+        lines.append(f"test ESR {figures['test_esr']:.4f} "
+                     f"({', '.join(r['dry'] for r in figures['null_test']['test'])})")
+    lines.append("  (null tests: the model rendered from the dry file, against the wet advanced by "
+                 "the latency, DC removed from both)")
+    lines.append(f"latency: {report.alignment.describe(report.sample_rate)}")
+    lines.append(f"training time: {figures['training_seconds'] / 60:.1f} min "
+                 f"({figures['stopped_because']})")
+    lines.append(f"model: {output}\nreport: {report_json}, {report_png}")
     first = capture_set.captures[0]
     knobs = "".join(f" --param {k['name']}={k['default']:g}" for k in figures["knobs"])
-    print(f"play it: ampnet render {output} {first.dry}{knobs} -o {output.stem}-render.wav")
+    lines.append(f"play it: ampnet render {output} {first.dry}{knobs} -o {output.stem}-render.wav")
+    return {"output": str(output), "validation_esr": figures["validation_esr"],
+            "stopped_because": figures["stopped_because"], "text": "\n".join(lines)}
+
+
+def _independent_captures(inputs):
+    """``{name: (dry, wet)}`` for a folder of ``NAME/dry.*`` and ``NAME/wet.*`` (audio
+    files; a folder with a ``capture.toml`` is one knob session instead), else None."""
+    from ampnet.io.audio import AUDIO_EXTENSIONS
+
+    if len(inputs) != 1 or not Path(inputs[0]).is_dir() or (Path(inputs[0]) / "capture.toml").exists():
+        return None
+
+    def one(folder, stem):
+        found = [p for p in folder.iterdir() if p.stem == stem and p.suffix.lower() in AUDIO_EXTENSIONS]
+        return found[0] if len(found) == 1 else None
+
+    pairs = {}
+    for folder in sorted(p for p in Path(inputs[0]).iterdir() if p.is_dir()):
+        dry, wet = one(folder, "dry"), one(folder, "wet")
+        if dry and wet:
+            pairs[folder.name] = (dry, wet)
+    if not pairs:
+        raise AmpnetError(f"{inputs[0]}: no capture.toml and no NAME/dry.wav + NAME/wet.wav "
+                          "folders in it; give DRY WET, a manifest, or such a folder")
+    return pairs
+
+
+def _train_each(args, pairs):
+    """One model per capture (``{name: (dry, wet)}``) into the folder ``-o``: here one
+    after another, or on a Ray cluster (``--cluster``). A model already written is
+    kept; one with a checkpoint resumes from it."""
+    from ampnet.train.captures import Capture, CaptureSet
+
+    out_dir = Path(args.output)
+    if out_dir.suffix.lower() == ".json":
+        raise AmpnetError(f"{out_dir}: a folder of captures trains one model each; give -o a "
+                          "folder for them (NAME.json each)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    todo, done = {}, []
+    for name, (dry, wet) in pairs.items():
+        output = out_dir / f"{name}.json"
+        if output.exists() and not args.overwrite and not _was_interrupted(output):
+            done.append(name)
+        else:
+            todo[name] = (dry, wet, output)
+    if done:
+        print(f"{len(done)} model(s) already in {out_dir} (kept): {', '.join(done)}")
+    jobs = [(name, CaptureSet([Capture(dry, wet)]), output) for name, (dry, wet, output) in todo.items()]
+    print(f"training {len(jobs)} model(s), {args.minutes:g} min each at most"
+          + (f", on the cluster {args.cluster}" if args.cluster else ", one after another"))
+    failures = 0
+    if args.cluster:
+        from ampnet.cluster.train import train_on_cluster
+
+        results = train_on_cluster(args, jobs)
+    else:
+        results = (train_one(args, name, capture_set, output)
+                   for name, capture_set, output in jobs)
+    for name, result in results:
+        if result.get("stopped_because", "").startswith("interrupted"):
+            print(f"interrupted: {name} kept its best model so far and continues from its "
+                  "checkpoint when the same command runs again; the rest did not start",
+                  file=sys.stderr)
+            return 130
+        if "error" in result:
+            failures += 1
+            print(f"ampnet: error: {name}: {result['error']}", file=sys.stderr)
+        else:
+            print(f"{name}: validation ESR {result['validation_esr']:.4f} "
+                  f"({result['stopped_because']}) -> {result['output']}")
+    print(f"trained {len(jobs) - failures} of {len(jobs)} model(s)"
+          + (f"; {failures} failed" if failures else ""))
+    return 1 if failures else 0
+
+
+def _was_interrupted(output):
+    """Whether the model at ``output`` was saved by an interrupted run (its report says)."""
+    import json
+
+    from ampnet.train.report import report_paths
+    try:
+        figures = json.loads(report_paths(output)[0].read_text())
+    except (OSError, ValueError):
+        return True  # a model without its report is not a finished run's
+    return str(figures.get("stopped_because", "")).startswith("interrupted")
+
+
+def train_one(args, name, capture_set, output):
+    """``(name, summary)`` of :func:`train_to_file` for one capture of a set, resuming from
+    a checkpoint left by an interrupted run; a failure is ``{"error": message}``."""
+    import argparse
+    args = argparse.Namespace(**{**vars(args), "resume": output.with_suffix(".ckpt").exists(),
+                                 "overwrite": True, "name": name})
+    try:
+        return name, train_to_file(args, capture_set, output, log=lambda line: None)
+    except AmpnetError as err:
+        return name, {"error": str(err)}
 
 
 def _capture_set(args):
