@@ -493,7 +493,7 @@ def summary_line(results, wall_seconds, startup_seconds=None, skipped=0):
     speed = audio / wall_seconds if wall_seconds > 0 else float("inf")
     duration = f"{audio:.1f} s" if audio < 3600 else f"{audio / 3600:.2f} h"
     line = (f"rendered {len(done)} file(s), {duration} of audio in {wall_seconds:.1f} s "
-            f"({speed:.1f}x real time)")
+            f"({speed:.1f}x real time)" if done else "rendered 0 files")
     if startup_seconds is not None and done:
         line += f"; start-up {startup_seconds:.1f} s (compiling or loading the engine), not counted"
     if skipped:
