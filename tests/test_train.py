@@ -591,3 +591,39 @@ def test_a_folder_of_captures_trains_one_model_each_and_a_rerun_keeps_them(tmp_p
     assert (tmp_path / "models" / "amp.json").read_bytes() == before
     assert main(["train", str(tmp_path / "models"), "-o", str(tmp_path / "x")]) == 2
     assert "no capture.toml and no NAME/dry.wav + NAME/wet.wav" in capsys.readouterr().err
+
+
+def test_an_interrupted_set_of_captures_resumes_where_it_stopped(tmp_path):
+    """Ctrl-C during the first capture's training: its best model so far is kept and
+    marked interrupted, the second never started; the same command then continues the
+    first from its checkpoint and trains the second."""
+    import signal as signals
+    import subprocess
+    import sys
+    import time
+
+    captures = tmp_path / "captures"
+    for name, seed in (("a-amp", 1), ("b-pedal", 2)):
+        (captures / name).mkdir(parents=True)
+        dry = guitar_like(6.0, seed=seed)
+        write_pair(captures / name, dry, device(dry))
+    models = tmp_path / "models"
+    command = [sys.executable, "-m", "ampnet", "train", str(captures), "-o", str(models),
+               "--hidden", "4", "--epochs", "6", "--batch", "4", "--threads", "1"]
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (models / "a-amp.ckpt").exists():  # the first epoch is done
+        assert time.monotonic() < deadline and run.poll() is None, run.communicate()
+        time.sleep(0.05)
+    run.send_signal(signals.SIGINT)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 130 and "Traceback" not in err, err
+    assert "interrupted: a-amp kept its best model so far" in err
+    assert json.loads((models / "a-amp.report.json").read_text())["stopped_because"].startswith("interrupted")
+    assert not (models / "b-pedal.json").exists()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "trained 2 of 2 model(s)" in done.stdout
+    for name in ("a-amp", "b-pedal"):
+        report = json.loads((models / f"{name}.report.json").read_text())
+        assert not report["stopped_because"].startswith("interrupted"), report["stopped_because"]
