@@ -627,3 +627,17 @@ def test_an_interrupted_set_of_captures_resumes_where_it_stopped(tmp_path):
     for name in ("a-amp", "b-pedal"):
         report = json.loads((models / f"{name}.report.json").read_text())
         assert not report["stopped_because"].startswith("interrupted"), report["stopped_because"]
+
+
+def test_a_manifest_of_pairs_trains_one_model_each(tmp_path, capsys):
+    dry = guitar_like(6.0, seed=4)
+    write_pair(tmp_path, dry, device(dry), names=("di.wav", "through-amp.wav"))
+    manifest = tmp_path / "captures.toml"
+    manifest.write_text("[[pair]]\nname = 'amp'\ndry = 'di.wav'\nwet = 'through-amp.wav'\n")
+    assert main(["train", str(manifest), "-o", str(tmp_path / "models"), "--hidden", "4",
+                 "--epochs", "1", "--batch", "4", "--threads", "1"]) == 0
+    assert "trained 1 of 1 model(s)" in capsys.readouterr().out
+    assert load_model(tmp_path / "models" / "amp.json").metadata["name"] == "amp"
+    manifest.write_text("[[pair]]\nname = '../amp'\ndry = 'di.wav'\nwet = 'through-amp.wav'\n")
+    assert main(["train", str(manifest), "-o", str(tmp_path / "models")]) == 2
+    assert "name '../amp': a distinct file name" in capsys.readouterr().err

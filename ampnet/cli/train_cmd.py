@@ -27,7 +27,8 @@ def add_parser(sub):
                         "FLAC or AIFF); for a knob capture, several wets of that dry, each with "
                         "its settings after '@' (e.g. wet2.flac@drive=2,tone=5); or a .toml "
                         "manifest of captures (see the README), or a folder 'ampnet capture' "
-                        "wrote")
+                        "wrote; or a set of captures to train one model each: a folder of "
+                        "NAME/dry.wav and NAME/wet.wav, or a manifest of [[pair]] tables")
     p.add_argument("-o", "--output", required=True, help="model file to write (.json)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model file")
     data = p.add_argument_group("data")
@@ -222,11 +223,17 @@ def train_to_file(args, capture_set, output, log=None, on_epoch=None):
 
 
 def _independent_captures(inputs):
-    """``{name: (dry, wet)}`` for a folder of ``NAME/dry.*`` and ``NAME/wet.*`` (audio
-    files; a folder with a ``capture.toml`` is one knob session instead), else None."""
+    """``{name: (dry, wet)}`` for a set of independent captures: a folder of ``NAME/dry.*``
+    and ``NAME/wet.*`` (audio files; a folder with a ``capture.toml`` is one knob
+    session instead) or a manifest of ``[[pair]]`` tables; else None."""
     from ampnet.io.audio import AUDIO_EXTENSIONS
+    from ampnet.train.captures import read_pairs
 
-    if len(inputs) != 1 or not Path(inputs[0]).is_dir() or (Path(inputs[0]) / "capture.toml").exists():
+    if len(inputs) != 1:
+        return None
+    if inputs[0].lower().endswith(".toml") and Path(inputs[0]).is_file():
+        return read_pairs(inputs[0])
+    if not Path(inputs[0]).is_dir() or (Path(inputs[0]) / "capture.toml").exists():
         return None
 
     def one(folder, stem):

@@ -29,6 +29,7 @@ validation and test settings lie inside the ranges.
 """
 
 import math
+import re
 import tomllib
 from collections import Counter
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ from ampnet.formats.model import Knob
 
 MAX_CAPTURES = 1024
 MAX_MANIFEST_BYTES = 1024 * 1024
+SAFE_PAIR_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 FILE_KEYS = ("dry", "wet")
 NOTE_KEYS = ("recorded",)  # a capture's notes (ampnet capture writes them); not knobs
 
@@ -108,9 +110,40 @@ def _knob_value(value, where):
     return number
 
 
-def read_manifest(path) -> CaptureSet:
-    """Read a TOML capture manifest (see the module docstring); paths are relative to it."""
+def read_pairs(path):
+    """A manifest of independent captures (one model each), or None when ``path`` is a
+    capture-set manifest instead::
+
+        # captures.toml: paths are relative to this file
+        [[pair]]
+        name = "plexi-crunch"          # the model's name: plexi-crunch.json
+        dry = "plexi/dry.wav"
+        wet = "plexi/wet.wav"
+
+    Returns ``{name: (dry, wet)}``."""
     path = Path(path)
+    doc = _read_toml(path)
+    if "pair" not in doc:
+        return None
+    items = doc["pair"]
+    if set(doc) != {"pair"} or not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise AmpnetError(f"{path}: a manifest of pairs has only [[pair]] tables "
+                          "(name, dry, wet)")
+    if not 1 <= len(items) <= MAX_CAPTURES:
+        raise AmpnetError(f"{path}: {len(items)} [[pair]] entries; give 1 to {MAX_CAPTURES}")
+    pairs = {}
+    for number, item in enumerate(items, 1):
+        where = f"{path}: [[pair]] #{number}"
+        if set(item) != {"name", "dry", "wet"} or not all(isinstance(v, str) for v in item.values()):
+            raise AmpnetError(f"{where}: give name, dry and wet, each in quotes")
+        if not SAFE_PAIR_NAME.fullmatch(item["name"]) or item["name"] in pairs:
+            raise AmpnetError(f"{where}: name {item['name']!r}: a distinct file name (letters, "
+                              "digits, '.', '-', '_')")
+        pairs[item["name"]] = (path.parent / item["dry"], path.parent / item["wet"])
+    return pairs
+
+
+def _read_toml(path):
     try:
         size = path.stat().st_size
     except OSError as err:
@@ -119,9 +152,15 @@ def read_manifest(path) -> CaptureSet:
         raise AmpnetError(f"{path}: {size} bytes; a capture manifest is at most "
                           f"{MAX_MANIFEST_BYTES} bytes")
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise AmpnetError(f"{path}: not a valid TOML manifest ({err})") from None
+
+
+def read_manifest(path) -> CaptureSet:
+    """Read a TOML capture manifest (see the module docstring); paths are relative to it."""
+    path = Path(path)
+    doc = _read_toml(path)
     known = {"dry", "knobs", "capture", "validation", "test", "session"}  # session: notes
     unknown = sorted(set(doc) - known)
     if unknown:
