@@ -307,9 +307,10 @@ class BatchProgress:
     ``show`` says otherwise."""
 
     def __init__(self, jobs, show=None):
+        infos = {source: _info_or_none(source) for source in {job.source for job in jobs}}
         self.rates, frames = [], []
         for job in jobs:
-            info = _info_or_none(job.source)
+            info = infos[job.source]
             self.rates.append(info.samplerate if info else 1.0)
             frames.append(info.frames if info else 0)
         self.files, self.done = len(jobs), 0
@@ -335,14 +336,15 @@ class BatchProgress:
 
 
 def render_batch(jobs, settings=None, job_count=1, show_progress=None, on_result=None,
-                 cluster=None):
+                 cluster=None, specs=None):
     """Render every job: here, ``job_count`` files at a time in separate processes, or on
     ``cluster`` (a :class:`ampnet.cluster.render.ClusterRenderer`).
 
     Shows one progress bar for the batch (``show_progress=None``: only on a terminal)
     and calls ``on_result(result)`` as each file finishes. Returns the list of
     :class:`RenderResult`, one per job, in order; a failing file does not stop the
-    others. ``settings``: a :class:`RenderSettings`.
+    others. ``settings``: a :class:`RenderSettings`; ``specs``: the caller's
+    :class:`SpecCache`, for the chains it has loaded already (rendering here).
     """
     settings = settings or RenderSettings()
     progress = BatchProgress(jobs, show_progress)
@@ -358,7 +360,7 @@ def render_batch(jobs, settings=None, job_count=1, show_progress=None, on_result
         if cluster is not None:
             cluster.render(jobs, settings, progress.update, finished)
         elif job_count <= 1 or len(jobs) <= 1:
-            specs = SpecCache(settings.params)
+            specs = specs or SpecCache(settings.params)
             for i, job in enumerate(jobs):
                 finished(i, render_safely(specs, job, settings,
                                           lambda frames, i=i: progress.update(i, frames)))

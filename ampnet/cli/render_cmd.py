@@ -6,9 +6,8 @@ import time
 
 from ampnet import limits
 from ampnet.errors import AmpnetError
-from ampnet.host.preset import load_spec
-from ampnet.render import (RenderJournal, RenderSettings, plan_jobs, render_batch, split_models,
-                           summary_line)
+from ampnet.render import (RenderJournal, RenderSettings, SpecCache, plan_jobs, render_batch,
+                           split_models, summary_line)
 
 
 def add_parser(sub):
@@ -49,7 +48,9 @@ def run(args):
     if not inputs:
         raise AmpnetError(f"{models[-1]}: no input files after the model(s); give audio files "
                           "or folders to render")
-    specs = [load_spec(m, args.param) for m in models]  # a broken model fails once, before any file
+    specs = SpecCache(args.param)
+    for model in models:  # a broken model fails once, before any file
+        specs.get(model)
     settings = RenderSettings(args.blocksize, args.subtype, tuple(args.param))
     jobs, failures, skipped = plan_jobs(models, inputs, args.output, args.out_dir, args.overwrite,
                                         settings)
@@ -61,7 +62,8 @@ def run(args):
     # is start-up, not rendering: time it apart so the real-time factor is the engine's.
     start = time.perf_counter()
     if jobs:
-        for spec in specs:
+        for model in models:
+            spec = specs.get(model)
             spec.build(int(round(spec.sample_rate or 48000)), max_block=args.blocksize)
     startup = time.perf_counter() - start
 
@@ -74,12 +76,12 @@ def run(args):
         from ampnet.cluster.render import ClusterRenderer
 
         with ClusterRenderer(args.cluster, cpus=args.jobs) as cluster:
-            cluster.check_shared_storage(jobs)
+            cluster.check_storage_for(jobs)
             start = time.perf_counter()
             results = render_batch(jobs, settings, on_result=on_result, cluster=cluster)
     elif jobs:
         start = time.perf_counter()
-        results = render_batch(jobs, settings, args.jobs or 1, on_result=on_result)
+        results = render_batch(jobs, settings, args.jobs or 1, on_result=on_result, specs=specs)
     wall = time.perf_counter() - start if jobs else 0.0
     results = failures + results
     for result in results:

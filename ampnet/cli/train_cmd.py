@@ -2,6 +2,10 @@
 
 Also a knob capture set, ``ampnet train DRY WET@drive=2,tone=5 WET@... -o M.json``,
 or a manifest, ``ampnet train session.toml -o M.json`` (:mod:`ampnet.train.captures`).
+A set of independent captures (a folder of ``NAME/dry.wav``, ``NAME/wet.wav``, or a
+manifest of ``[[pair]]`` tables) trains one model each into the folder ``-o``, here or
+on a Ray cluster (``--cluster``); ``--sweep`` searches settings for one capture on
+Ray Tune (:mod:`ampnet.cluster`).
 
 torch is imported only when this command runs, so the rest of the CLI works
 without the ``train`` extra.
@@ -72,9 +76,9 @@ def add_parser(sub):
     run.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     run.add_argument("--resume", action="store_true", help="continue from MODEL.ckpt")
     run.add_argument("--cluster", metavar="ADDRESS",
-                     help="for a folder of captures (NAME/dry.wav, NAME/wet.wav): train the "
-                          "models on a Ray cluster (host:port, auto or local); needs the cluster "
-                          "extra and storage every node sees at the same paths")
+                     help="for a set of captures (one model each) or a --sweep: run on a Ray "
+                          "cluster (host:port, auto or local); needs the cluster extra and "
+                          "storage every node sees at the same paths")
     run.add_argument("--sweep", action="append", metavar="NAME=V1,V2,...",
                      help="search settings for one capture on Ray Tune (with --cluster): hidden, "
                           "layers, lr or minutes, each a list of values (repeatable); poor trials "
@@ -265,10 +269,12 @@ def _train_each(args, pairs):
     todo, done = {}, []
     for name, (dry, wet) in pairs.items():
         output = out_dir / f"{name}.json"
-        if output.exists() and not args.overwrite and not _was_interrupted(output):
+        if args.overwrite:  # start afresh: an earlier run's checkpoint is not resumed
+            output.with_suffix(".ckpt").unlink(missing_ok=True)
+        elif output.exists() and not _was_interrupted(output):
             done.append(name)
-        else:
-            todo[name] = (dry, wet, output)
+            continue
+        todo[name] = (dry, wet, output)
     if done:
         print(f"{len(done)} model(s) already in {out_dir} (kept): {', '.join(done)}")
     jobs = [(name, CaptureSet([Capture(dry, wet)]), output) for name, (dry, wet, output) in todo.items()]

@@ -25,9 +25,10 @@ class ClusterRenderer(Cluster):
     """:class:`~ampnet.cluster.connect.Cluster` that renders batches
     (:func:`ampnet.render.render_batch` with ``cluster=``)."""
 
-    def check_shared_storage(self, jobs):
-        super().check_shared_storage({j.source for j in jobs} | {j.model for j in jobs},
-                                     {j.target.parent for j in jobs})
+    def check_storage_for(self, jobs):
+        """:meth:`check_shared_storage` for the files and folders ``jobs`` use."""
+        self.check_shared_storage({j.source for j in jobs} | {j.model for j in jobs},
+                                  {j.target.parent for j in jobs})
 
     def render(self, jobs, settings, on_progress, finished):
         """Run ``jobs``; ``on_progress(index, frames)`` as workers report chunks,

@@ -37,8 +37,7 @@ def partial_files(target):
     """The temporary files :func:`atomic_output` made for ``target`` that are still there:
     a process killed outright (SIGKILL, a lost machine) could not delete its own."""
     target = Path(target)
-    folder = target.parent if str(target.parent) else Path(".")
-    return sorted(folder.glob(f".{glob.escape(target.name)}.{PARTIAL}*"))
+    return sorted(target.parent.glob(f".{glob.escape(target.name)}.{PARTIAL}*"))
 
 
 def write_text_atomic(target, text):
