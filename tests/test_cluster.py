@@ -127,7 +127,7 @@ def test_a_worker_killed_mid_file_is_retried_and_leaves_no_partial_file(library)
 
 
 def test_a_rerun_after_an_interruption_renders_only_what_is_missing(library):
-    long_take(library, 30)
+    long_take(library, 180)  # seconds of rendering each: the interruption lands mid-batch
     out_dir = library / "out"
     args = ("render", library / "clean.toml", library / "dirty.toml", library / "takes",
             "--out-dir", out_dir, "--cluster", "local", "--jobs", "1")
