@@ -148,22 +148,47 @@ def test_the_clicks_give_the_true_onset_through_every_device(reamp, name, delay,
     assert timing.samples == delay and timing.drift == 0
 
 
+@pytest.fixture(scope="module")
+def playing():
+    return guitar_like(20.0, seed=3)
+
+
 @pytest.mark.parametrize("name", sorted(DEVICES))
-def test_without_the_signal_the_estimate_is_early_within_its_stated_range(reamp, name):
-    """On playing alone (no clicks) the estimate is never late and the range the report
-    prints holds the true onset, at any delay and either polarity: the same error each
-    time, because it comes from the device's response, not from the delay."""
+@pytest.mark.parametrize("delay", DELAYS)
+@pytest.mark.parametrize("polarity", [1, -1])
+def test_on_playing_alone_the_estimate_is_the_true_onset(playing, name, delay, polarity):
+    """No clicks: the latency comes from the playing, and it is the device's onset,
+    exactly, decided. On this playing, the estimator before this one (a smoothed
+    impulse response's onset, less a sample) was a sample early through the all-pass,
+    the clean amp and the fuzz; a threshold at a fraction of the response's peak finds
+    the high-gain amp's onset late."""
+    from ampnet.train.alignment import Alignment, estimate_latency
+    latency = estimate_latency(playing, through(DEVICES[name], playing, delay, polarity), RATE)
+    alignment = Alignment.estimated(latency)
+    assert alignment.is_exact and alignment.samples == delay, alignment
+    assert latency.confident
+    assert "the device's response starts there" in alignment.describe(RATE)
+
+
+@pytest.mark.parametrize("name", sorted(DEVICES))
+def test_where_the_playing_cannot_decide_the_range_holds_the_onset(reamp, name):
+    """Dark playing (the signal's single notes, without its clicks) hides the first
+    response samples: the estimate is then never late, its range holds the true onset,
+    the report says so and points to the capture signal; a decision, where one is
+    made, is exact."""
     from ampnet.train.alignment import Alignment, estimate_latency
     start = layout(RATE).section("single notes").start
-    for material in (reamp[start:start + 30 * RATE], guitar_like(20.0, seed=3)):
-        errors = set()
-        for delay in (0, 37, 4410):
-            for polarity in (1, -1):
-                alignment = Alignment.estimated(
-                    estimate_latency(material, through(DEVICES[name], material, delay, polarity), RATE))
-                assert alignment.low <= delay <= alignment.high, (delay, polarity, alignment)
-                errors.add(alignment.samples - delay)
-        assert len(errors) == 1 and errors.pop() <= 0
+    material = reamp[start:start + 30 * RATE]
+    for delay in (0, 37):
+        for polarity in (1, -1):
+            alignment = Alignment.estimated(
+                estimate_latency(material, through(DEVICES[name], material, delay, polarity), RATE))
+            assert alignment.low <= delay <= alignment.high, (delay, polarity, alignment)
+            assert alignment.samples <= delay
+            if alignment.is_exact:
+                assert alignment.samples == delay
+            else:
+                assert "'ampnet signal'" in alignment.describe(RATE)
 
 
 def test_a_dropout_or_clock_drift_shows_in_the_end_clicks(reamp):
