@@ -128,7 +128,7 @@ def null_figures(model, dry_path, wet_path, found):
             "by_shift": {str(k): v for k, v in by_shift.items()}}
 
 
-def train_device(device, source, data, minutes, out_dir):
+def train_device(device, source, data, minutes, out_dir, learning_rate=0.0):
     path = out_dir / f"train-{device}-{source}.json"
     data = Path(data)
     latency = TRUE_LATENCY if source == "synthetic-true" else None
@@ -142,7 +142,7 @@ def train_device(device, source, data, minutes, out_dir):
             dry, wet = joined([(dry, wet), (data / "dry_train.flac", data / "wet_train.flac")],
                               out_dir / "work" / f"signal+synthetic-{device}")
         captures = Capture(str(dry), str(wet))
-    config = TrainConfig(minutes=minutes)
+    config = TrainConfig(minutes=minutes, learning_rate=learning_rate)
     torch.set_num_threads(choose_threads(config))
     start = time.monotonic()
     model, report = fit(
@@ -180,6 +180,8 @@ def main():
     parser.add_argument("--devices", nargs="*", default=list(DEVICES), choices=list(DEVICES))
     parser.add_argument("--sources", nargs="+", default=list(SOURCES), choices=SOURCES)
     parser.add_argument("--knobs", action="store_true", help="also the knob-capture case")
+    parser.add_argument("--learning-rate", type=float, default=0.0,
+                        help="Adam's initial rate (default: ampnet train's)")
     parser.add_argument("--data", default=str(ROOT.parent / "shared/data/devices"),
                         help="folder holding one folder per device")
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results"))
@@ -188,7 +190,8 @@ def main():
     (out / "work").mkdir(parents=True, exist_ok=True)
     for device in args.devices:
         for source in args.sources:
-            run = train_device(device, source, Path(args.data) / device, args.minutes, out)
+            run = train_device(device, source, Path(args.data) / device, args.minutes, out,
+                               args.learning_rate)
             run["machine"], run["minutes"] = machine_facts(), args.minutes
             (out / f"train-{device}-{source}.run.json").write_text(json.dumps(run, indent=1))
             print(summary_line(run), flush=True)
