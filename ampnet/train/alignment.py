@@ -34,9 +34,10 @@ response *starts*.
    median significance of the ``EDGE`` lags after it at least ``SUPPORT`` standard
    errors; or alone, as a pure delay's single tap, at ``ALONE``: in dark playing a lone
    lag a little over ``Z_SURE`` can sit a sample or two after the onset) and lies
-   within the conservative range below is *decided*: the latency is that onset, exactly (the four synthetic devices of the
-   tests, at every delay and both polarities; the two shared Guitarix devices, whose
-   true latency is 0, on every take of theirs).
+   within the conservative range below is *decided*: the latency is that onset,
+   exactly (the four synthetic devices of the tests, at every delay and both
+   polarities; the two shared Guitarix devices, whose true latency is 0, on every take
+   of theirs).
 3. **The conservative estimate**, checked against and used when the regression cannot
    decide: the device's impulse response, regularised (Wiener) from the summed cross-
    and auto-spectra, ``h = IFFT(sum W D* / (sum |D|^2 + lambda))``, walked back from
@@ -80,7 +81,7 @@ GROUPS = 20  # jackknife groups: stretches of the take
 Z_SURE = 6.0  # standard errors for a lag to count as response
 LEAST_SHARE = 0.02  # nor under this share of the largest coefficient
 EDGE = 4  # lags before an onset that its sharpness is measured against
-SHARP = 3.0  # an edge this sharp, inside the conservative range, decides the onset
+SHARP = 3.0  # an edge at least this sharp (and response beyond doubt, in range) decides
 SUPPORT = 3.0  # standard errors: the median significance of the EDGE lags after the onset
 ALONE = 50.0  # standard errors: an onset this significant needs no support (a pure delay)
 
@@ -93,7 +94,6 @@ class Latency:
     peak_samples: int  # lag of the correlation peak (the device's group delay plus latency)
     low: int = 0  # the onset lies in [low, high]: equal when decided
     high: int = 0
-    sharpness: float = 0.0  # the onset's edge (see the module docstring); >= SHARP: decided
 
     @property
     def confident(self) -> bool:
@@ -207,8 +207,7 @@ def estimate_latency(dry, wet, sample_rate, max_lag_seconds=0.5) -> Latency:
     else:
         samples, low, high = early, early, early + EARLY_BY
     return Latency(samples=samples, inverted=bool(correlation[peak] < 0),
-                   confidence=max(0.0, confidence), peak_samples=peak_lag, low=low, high=high,
-                   sharpness=edge.sharpness)
+                   confidence=max(0.0, confidence), peak_samples=peak_lag, low=low, high=high)
 
 
 def _smoothed_onset(dry, wet, peak_lag, starts, guard, rate):
