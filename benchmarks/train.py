@@ -14,7 +14,10 @@ through the device). Sources:
 - ``signal``: ampnet's capture signal re-amped through the device by
   ``../shared/tools/reamp-lv2`` (needs lv2apply and guitarix-lv2), latency from its clicks;
 - ``signal+synthetic``: both takes end to end with a second of silence between
-  (more coverage), at the latency the signal's clicks give.
+  (more coverage), at the latency the signal's clicks give;
+- ``synthetic+6dB`` and ``signal+6dB``: the take, then the same take 6 dB hotter
+  re-amped through the device (``reamp-lv2 --gain-db 6``; float files, so nothing
+  clips before the device): coverage of levels above the take's own.
 
 Every model is judged as capture makers judge it: rendered from the dry file
 (``ampnet render``'s engine) and compared with the device's recording at the TRUE delay
@@ -61,7 +64,9 @@ DEVICES = {
                      "targets": {"validation": 0.025, "real_di": 0.04},
                      "nam_lstm32_10min": {"validation": 0.086, "real_di": 0.158}},
 }
-SOURCES = ("synthetic", "synthetic-true", "signal", "signal+synthetic")
+SOURCES = ("synthetic", "synthetic-true", "signal", "signal+synthetic", "synthetic+6dB",
+           "signal+6dB")
+HOT_DB = 6.0  # the hotter copy of the +6dB sources
 TRUE_LATENCY = 0  # the shared devices respond from their first sample (DEVICE.md)
 SHIFTS = range(-3, 4)
 
@@ -90,9 +95,31 @@ def reamped_signal(device, work):
     return dry, wet
 
 
+def hotter(device, dry, work, gain_db=HOT_DB):
+    """``dry`` ``gain_db`` hotter and its re-amp through ``device`` (float WAVs in ``work``,
+    written once)."""
+    import numpy as np
+    import soundfile as sf
+
+    from ampnet.io.files import atomic_output
+
+    stem = work / f"{Path(dry).stem}+{gain_db:g}dB"
+    hot_dry, hot_wet = Path(f"{stem}.wav"), Path(f"{stem}-{device}.wav")
+    if not hot_dry.exists():
+        x = sf.read(dry, dtype="float32")[0] * np.float32(10 ** (gain_db / 20))
+        with atomic_output(hot_dry) as tmp:
+            sf.write(tmp, x, 48000, subtype="FLOAT")
+    if not hot_wet.exists():
+        tool = ROOT.parent / "shared/tools/reamp-lv2"
+        with atomic_output(hot_wet) as tmp:
+            subprocess.run([sys.executable, str(tool), device, str(dry), str(tmp),
+                            f"--gain-db={gain_db}"], check=True)
+    return hot_dry, hot_wet
+
+
 def joined(pairs, stem):
     """The dry/wet ``pairs`` end to end, a second of silence between: ``stem``-dry.wav and
-    ``stem``-wet.wav (48 kHz, 24-bit)."""
+    ``stem``-wet.wav (48 kHz, float: a hotter copy may pass full scale)."""
     import numpy as np
     import soundfile as sf
 
@@ -102,7 +129,7 @@ def joined(pairs, stem):
         for pair in pairs:
             parts += [sf.read(pair[index], dtype="float32")[0], np.zeros(48000, np.float32)]
         path = Path(f"{stem}-{side}.wav")
-        sf.write(path, np.concatenate(parts), 48000, subtype="PCM_24")
+        sf.write(path, np.concatenate(parts), 48000, subtype="FLOAT")
         paths.append(path)
     return paths
 
@@ -132,16 +159,19 @@ def train_device(device, source, data, minutes, out_dir, learning_rate=0.0):
     path = out_dir / f"train-{device}-{source}.json"
     data = Path(data)
     latency = TRUE_LATENCY if source == "synthetic-true" else None
+    work = out_dir / "work"
     if source.startswith("synthetic"):
         dry, wet = data / "dry_train.flac", data / "wet_train.flac"
-        captures = Capture(str(dry), str(wet))
     else:
-        dry, wet = reamped_signal(device, out_dir / "work")
-        if source == "signal+synthetic":
+        dry, wet = reamped_signal(device, work)
+        if source != "signal":
             latency = load_pair(str(dry), str(wet)).latency_samples  # from the clicks
-            dry, wet = joined([(dry, wet), (data / "dry_train.flac", data / "wet_train.flac")],
-                              out_dir / "work" / f"signal+synthetic-{device}")
-        captures = Capture(str(dry), str(wet))
+    if source.endswith("+synthetic"):
+        dry, wet = joined([(dry, wet), (data / "dry_train.flac", data / "wet_train.flac")],
+                          work / f"{source}-{device}")
+    elif source.endswith("+6dB"):
+        dry, wet = joined([(dry, wet), hotter(device, dry, work)], work / f"{source}-{device}")
+    captures = Capture(str(dry), str(wet))
     config = TrainConfig(minutes=minutes, learning_rate=learning_rate)
     torch.set_num_threads(choose_threads(config))
     start = time.monotonic()
