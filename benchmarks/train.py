@@ -45,6 +45,7 @@ import json
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -155,7 +156,7 @@ def null_figures(model, dry_path, wet_path, found):
             "by_shift": {str(k): v for k, v in by_shift.items()}}
 
 
-def train_device(device, source, data, minutes, out_dir, learning_rate=0.0):
+def train_device(device, source, data, minutes, out_dir, learning_rate=0.0, pre_emphasis=None):
     path = out_dir / f"train-{device}-{source}.json"
     data = Path(data)
     latency = TRUE_LATENCY if source == "synthetic-true" else None
@@ -173,6 +174,8 @@ def train_device(device, source, data, minutes, out_dir, learning_rate=0.0):
         dry, wet = joined([(dry, wet), hotter(device, dry, work)], work / f"{source}-{device}")
     captures = Capture(str(dry), str(wet))
     config = TrainConfig(minutes=minutes, learning_rate=learning_rate)
+    if pre_emphasis is not None:
+        config = replace(config, pre_emphasis=pre_emphasis)
     torch.set_num_threads(choose_threads(config))
     start = time.monotonic()
     model, report = fit(
@@ -212,6 +215,8 @@ def main():
     parser.add_argument("--knobs", action="store_true", help="also the knob-capture case")
     parser.add_argument("--learning-rate", type=float, default=0.0,
                         help="Adam's initial rate (default: ampnet train's)")
+    parser.add_argument("--pre-emphasis", type=float, default=None,
+                        help="the loss's pre-emphasis coefficient (default: ampnet train's)")
     parser.add_argument("--data", default=str(ROOT.parent / "shared/data/devices"),
                         help="folder holding one folder per device")
     parser.add_argument("--out", default=str(ROOT / "benchmarks/results"))
@@ -221,7 +226,7 @@ def main():
     for device in args.devices:
         for source in args.sources:
             run = train_device(device, source, Path(args.data) / device, args.minutes, out,
-                               args.learning_rate)
+                               args.learning_rate, args.pre_emphasis)
             run["machine"], run["minutes"] = machine_facts(), args.minutes
             (out / f"train-{device}-{source}.run.json").write_text(json.dumps(run, indent=1))
             print(summary_line(run), flush=True)

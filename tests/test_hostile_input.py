@@ -444,7 +444,7 @@ def test_a_stop_signal_leaves_no_temporary_or_partial_file(tmp_path, model_path,
     (["--layers", "9"], "--layers 9"), (["--batch", "-1"], "--batch -1"),
     (["--minutes", "0"], "--minutes"), (["--minutes", "nan"], "--minutes"),
     (["--lr", "-1"], "--lr"), (["--epochs", "0"], "--epochs"),
-    (["--val-fraction", "0.9"], "--val-fraction"),
+    (["--val-fraction", "0.9"], "--val-fraction"), (["--pre-emphasis", "1"], "--pre-emphasis 1"),
 ])
 def test_train_refuses_impossible_settings_before_any_work(tmp_path, arguments, words, capsys):
     assert main(["train", str(tmp_path / "no-dry.wav"), str(tmp_path / "no-wet.wav"), "-o",

@@ -12,6 +12,7 @@ without the ``train`` extra.
 """
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from ampnet import limits
@@ -70,6 +71,9 @@ def add_parser(sub):
                      help="initial learning rate (default 1e-2 at 16 streams, 1.5e-2 at 64)")
     run.add_argument("--stft-weight", type=float, default=0.0,
                      help="add a multi-resolution STFT loss term with this weight (default 0: off)")
+    run.add_argument("--pre-emphasis", type=float, metavar="C",
+                     help="the ESR loss's high-pass x[n] - C*x[n-1]: C from 0 (plain ESR, "
+                          "bass weighted as in a null test) to 0.95 (default 0.85, the published recipe)")
     run.add_argument("--threads", type=int, default=0,
                      help="torch threads (default: 1 up to --hidden 64, where one is fastest; "
                           "else all cores)")
@@ -81,9 +85,9 @@ def add_parser(sub):
                           "storage every node sees at the same paths")
     run.add_argument("--sweep", action="append", metavar="NAME=V1,V2,...",
                      help="search settings for one capture on Ray Tune (with --cluster): hidden, "
-                          "layers, lr or minutes, each a list of values (repeatable); poor trials "
-                          "stop early (ASHA); the best model is written with the sweep's table "
-                          "in its report")
+                          "layers, lr, pre-emphasis or minutes, each a list of values "
+                          "(repeatable); poor trials stop early (ASHA); the best model is "
+                          "written with the sweep's table in its report")
     meta = p.add_argument_group("metadata")
     meta.add_argument("--name", help="model name (default: the output file's name)")
     meta.add_argument("--gear", default="", help="the captured device and its settings")
@@ -120,6 +124,8 @@ def check_arguments(args):
         raise AmpnetError(f"--val-fraction {args.val_fraction}: must be from 0.01 to 0.5")
     if not limits.finite_in(args.stft_weight, 0.0, 100.0):
         raise AmpnetError(f"--stft-weight {args.stft_weight}: must be from 0 to 100")
+    if args.pre_emphasis is not None and not limits.finite_in(args.pre_emphasis, 0.0, 0.95):
+        raise AmpnetError(f"--pre-emphasis {args.pre_emphasis}: must be from 0 to 0.95")
     if (args.latency is not None
             and abs(args.latency) > limits.MAX_LATENCY_SECONDS * limits.MAX_SAMPLE_RATE):
         raise AmpnetError(f"--latency {args.latency}: more than {limits.MAX_LATENCY_SECONDS:g} s "
@@ -186,6 +192,8 @@ def train_to_file(args, capture_set, output, log=None, on_epoch=None):
                          epochs=args.epochs, minutes=args.minutes, batch=args.batch,
                          learning_rate=args.lr, seed=args.seed, device=device, threads=args.threads,
                          stft_weight=args.stft_weight)
+    if args.pre_emphasis is not None:
+        config = replace(config, pre_emphasis=args.pre_emphasis)
     torch.set_num_threads(choose_threads(config))
     # ampnet's main() turned SIGINT (even when started ignored, as `&` or nohup does),
     # SIGTERM and SIGHUP into exceptions: fit() stops on them and keeps the best model.

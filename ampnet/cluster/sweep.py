@@ -1,5 +1,5 @@
-"""A settings sweep for one capture on Ray Tune: hidden size, layers, learning rate and
-time budget per trial, poor trials stopped early.
+"""A settings sweep for one capture on Ray Tune: hidden size, layers, learning rate,
+the loss's pre-emphasis and time budget per trial, poor trials stopped early.
 
 Every trial runs :func:`ampnet.cli.train_cmd.train_to_file` (what ``ampnet train``
 runs) into ``MODEL.sweep/TRIAL.json`` and reports each epoch's validation ESR to Tune
@@ -18,14 +18,16 @@ from ampnet.cluster.connect import Cluster
 from ampnet.errors import AmpnetError
 from ampnet.io.files import atomic_output, write_text_atomic
 
-SWEEPABLE = {"hidden": int, "layers": int, "lr": float, "minutes": float}
+SWEEPABLE = {"hidden": int, "layers": int, "lr": float, "pre_emphasis": float, "minutes": float}
 
 
 def parse_space(texts):
-    """``["hidden=16,32", "lr=0.005,0.01"]`` -> ``{"hidden": [16, 32], "lr": [0.005, 0.01]}``."""
+    """``["hidden=16,32", "lr=0.005,0.01"]`` -> ``{"hidden": [16, 32], "lr": [0.005, 0.01]}``
+    (``pre-emphasis`` as the option is spelt, or ``pre_emphasis``)."""
     space = {}
     for text in texts:
         name, _, values = text.partition("=")
+        name = name.replace("-", "_")
         kind = SWEEPABLE.get(name)
         try:
             parsed = [kind(v) for v in values.split(",")] if kind and values else []
@@ -33,7 +35,8 @@ def parse_space(texts):
             parsed = []
         if not parsed:
             raise AmpnetError(f"--sweep {text}: write NAME=V1,V2,... with NAME one of "
-                              f"{', '.join(SWEEPABLE)}, e.g. --sweep hidden=16,32")
+                              f"{', '.join(n.replace('_', '-') for n in SWEEPABLE)}, "
+                              "e.g. --sweep hidden=16,32")
         space[name] = parsed
     return space
 

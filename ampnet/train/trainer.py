@@ -11,7 +11,7 @@ starts with ``warmup_samples`` run without gradient so the state is settled
 before the first update. Every sample is used once per epoch and no
 computation is spent re-warming short segments.
 
-The loss is ESR with pre-emphasis plus DC (:func:`esr_dc_loss`), plus
+The loss is ESR with pre-emphasis (coefficient ``pre_emphasis``) plus DC (:func:`esr_dc_loss`), plus
 ``stft_weight`` times a multi-resolution STFT loss when asked for.
 Adam with the learning rate annealed along a half cosine over the time budget
 (``minutes``: a 3-minute run and a 10-minute run each end with a small rate) or
@@ -58,6 +58,7 @@ class TrainConfig:
     learning_rate: float = 0.0  # 0: auto_learning_rate() of the batch
     final_lr_fraction: float = 0.02
     stft_weight: float = 0.0  # weight of the optional multi-resolution STFT loss term
+    pre_emphasis: float = 0.85  # the loss's first-order high-pass coefficient (0: plain ESR)
     patience: int = 10
     grad_clip: float = 1.0
     seed: int = 0
@@ -284,7 +285,7 @@ class Trainer:
                                         self.updates_done / (config.epochs * chunks)))
             window = slice(position, position + config.update_samples)
             prediction, state = self.net(x[:, window], state)
-            loss = esr_dc_loss(y[:, window], prediction)
+            loss = esr_dc_loss(y[:, window], prediction, config.pre_emphasis)
             if self.stft_loss is not None:
                 loss = loss + config.stft_weight * self.stft_loss(y[:, window], prediction)
             value = loss.item()
