@@ -174,13 +174,36 @@ def test_knob_ranges_come_from_the_captures_unless_declared():
      "v.wav: validation at drive=5 is outside the trained range 1 to 2"),
     (_set({"drive": 1}, {"drive": 2}, knobs={"drive": KnobDeclaration(1.5, 3)}),
      "declared range 1.5 to 3 must contain the captured values"),
-    (_set({}, {}), "2 captures but no knob values"),
     (_set({"drive": 1}, {"drive": 2}, knobs={"gain": KnobDeclaration(0, 1)}),
      "declares gain, which no capture gives"),
 ])
 def test_a_bad_set_gets_one_line_naming_the_capture(capture_set, message):
     with pytest.raises(AmpnetError, match=message):
         knobs_of(capture_set)
+
+
+def test_takes_without_knob_values_train_one_model_on_all_of_them(tmp_path, capsys):
+    """A take and the same DI 6 dB hotter, through one device: one model without knobs,
+    each take's tail held out for validation."""
+    dry = guitar_like(6.0, seed=5)
+    for name, x in (("", dry), ("+6dB", 2 * dry)):
+        sf.write(tmp_path / f"di{name}.wav", x, RATE, subtype="FLOAT")
+        sf.write(tmp_path / f"amp{name}.wav", knob_device(x, 0.5), RATE, subtype="FLOAT")
+    (tmp_path / "takes.toml").write_text(
+        '[[capture]]\ndry = "di.wav"\nwet = "amp.wav"\n\n'
+        '[[capture]]\ndry = "di+6dB.wav"\nwet = "amp+6dB.wav"\n')
+    out = tmp_path / "amp.json"
+    assert main(["train", str(tmp_path / "takes.toml"), "-o", str(out), "--hidden", "8",
+                 "--epochs", "3", "--batch", "4", "--threads", "1"]) == 0
+    said = capsys.readouterr().out
+    assert "2 takes without knob settings" in said and "null-test ESR by take:" in said
+    assert said.count("<- worst") == 1
+    model = load_model(out)
+    assert model.input_size == 1 and not model.knobs
+    assert model.metadata["training_data"].startswith("2 takes of one setting")
+    rows = json.loads((tmp_path / "amp.report.json").read_text())["null_test"]["validation"]
+    assert [(Path(r["dry"]).name, r["kind"]) for r in rows] == [
+        ("di.wav", "held-out tail"), ("di+6dB.wav", "held-out tail")]
 
 
 def test_wet_arguments_carry_their_settings():

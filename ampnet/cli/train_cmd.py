@@ -210,7 +210,7 @@ def train_to_file(args, capture_set, output, log=None, on_epoch=None):
     lines = []
     rows = figures["null_test"]["validation"] + figures["null_test"]["test"]
     if len(rows) > 1:
-        lines += ["", "null-test ESR by setting:", *report_files.settings_table(figures), "",
+        lines += ["", *report_files.settings_table(figures), "",
                   f"validation ESR {figures['validation_esr']:.4f} (mean over the rows); worst "
                   f"{figures['worst_setting']['esr']:.4f} at {figures['worst_setting']['label']}: "
                   f"{figures['verdict']}"]

@@ -25,7 +25,9 @@ line (``WET@drive=0.1,tone=0.2``) or from a TOML manifest::
 
 :func:`knobs_of` derives the model's knobs from the set and checks it: every
 capture gives every knob, each knob has at least two captured values, the
-validation and test settings lie inside the ranges.
+validation and test settings lie inside the ranges. Captures without knob values
+are takes of one setting (a DI and the same DI played hotter, say): one model
+without knobs, trained on all of them.
 """
 
 import math
@@ -56,8 +58,8 @@ class Capture:
     settings: dict = field(default_factory=dict)
 
     def label(self) -> str:
-        """``drive=0.1 tone=0.2``, or ``(no knobs)``."""
-        return describe_setting(self.settings)
+        """``drive=0.1 tone=0.2``; without knobs, the wet file's name."""
+        return describe_setting(self.settings) if self.settings else Path(self.wet).name
 
 
 @dataclass
@@ -213,7 +215,7 @@ def _manifest_capture(item, where, base, default_dry):
 def knobs_of(capture_set: CaptureSet) -> list:
     """The model's knobs (:class:`~ampnet.formats.model.Knob`, in a stable order) after
     checking the set; raises :class:`AmpnetError` with a line naming the capture and
-    the fix. An empty list: the set has no knobs (then it must be one setting)."""
+    the fix. An empty list: the set has no knobs: every take is of one setting."""
     captures = capture_set.captures
     if len(captures) > MAX_CAPTURES:
         raise AmpnetError(f"{len(captures)} captures; ampnet trains on at most {MAX_CAPTURES}")
@@ -238,10 +240,7 @@ def knobs_of(capture_set: CaptureSet) -> list:
     undeclared = sorted(set(capture_set.knobs) - set(names))
     if undeclared:
         raise AmpnetError(f"[knobs] declares {', '.join(undeclared)}, which no capture gives")
-    if not names:
-        if len(captures) > 1:
-            raise AmpnetError(f"{len(captures)} captures but no knob values; give each wet its "
-                              "settings (WET@knob=value,...) or train one capture per model")
+    if not names:  # one setting: one take, or several (e.g. a DI and the same DI hotter)
         return []
     knobs = []
     for name in names:

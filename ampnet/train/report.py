@@ -36,16 +36,19 @@ def verdict(val_esr, latency_exact=False):
 
 
 def settings_table(figures) -> list:
-    """The per-setting null tests of a report as lines for the terminal (validation
-    rows, then test rows), the worst validation setting marked."""
+    """The per-setting (without knobs: per-take) null tests of a report as lines for the
+    terminal, a title first (validation rows, then test rows), the worst validation row
+    marked."""
     null = figures["null_test"]
     rows = [("validation", r) for r in null["validation"]] + [("test", r) for r in null["test"]]
-    width = max(len(r["label"]) for _, r in rows)
-    worst = figures["worst_setting"]["label"]
-    lines = [f"  {'setting':{width}s}  {'ESR':>8s}  audio"]
+    worst = figures["worst_setting"]  # its label and ESR: one row, even where labels repeat
+    header = "setting" if any(r["setting"] for _, r in rows) else "take"
+    width = max(len(header), *(len(r["label"]) for _, r in rows))
+    lines = [f"null-test ESR by {header}:", f"  {header:{width}s}  {'ESR':>8s}  audio"]
     for role, r in rows:
         what = r["kind"] + (", setting not trained on" if r["unseen"] else "")
-        mark = "  <- worst" if role == "validation" and r["label"] == worst else ""
+        mark = ("  <- worst" if role == "validation" and (r["label"], r["esr"]) ==
+                (worst["label"], worst["esr"]) else "")
         lines.append(f"  {r['label']:{width}s}  {r['esr']:8.4f}  {what}{mark}")
     return lines
 
