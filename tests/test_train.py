@@ -546,6 +546,15 @@ def test_clipping_is_reported_with_times(tmp_path):
     assert "3.00 s" in warning and "wet.wav" in warning
 
 
+def test_a_float_file_above_full_scale_is_noted_not_called_clipped(tmp_path):
+    dry = guitar_like(6.0, seed=1)
+    dry[RATE:RATE + 3] = [1.5, -2.0, 1.2]  # a float file 6 dB hotter than full scale, say
+    pair = load_pair(*write_pair(tmp_path, dry, device(dry)))
+    note = next(n for n in pair.notes if "above full scale" in n)
+    assert "dry.wav: 3 samples above full scale near 1.00 s (peak +6.0 dBFS)" in note
+    assert not any("clipping?" in n and "dry.wav" in n for n in pair.notes)
+
+
 def test_resample_option_converts_the_wet(tmp_path):
     import soxr
     dry = guitar_like(6.0, seed=1)

@@ -177,11 +177,23 @@ def _check_level(path, audio, rate, notes):
     if level < SILENCE_DBFS:
         raise AmpnetError(f"{path}: silent or nearly so ({level:.0f} dBFS RMS); check the "
                           "recording level and that this is the right file")
-    clipped = np.flatnonzero(np.abs(audio) >= CLIP_LEVEL)
+    magnitude = np.abs(audio)
+    clipped = np.flatnonzero((magnitude >= CLIP_LEVEL) & (magnitude <= 1.0))
     if clipped.size:
-        times = ", ".join(f"{t / rate:.2f} s" for t in np.unique(clipped // (rate // 10))[:5] * (rate // 10))
         notes.append(f"warning: {path}: {clipped.size} samples at full scale (clipping?) near "
-                     f"{times}; record with more headroom if the device did not clip itself")
+                     f"{_times(clipped, rate)}; record with more headroom if the device did not "
+                     "clip itself")
+    above = np.flatnonzero(magnitude > 1.0)  # only a float file holds these
+    if above.size:
+        notes.append(f"{path}: {above.size} samples above full scale near {_times(above, rate)} "
+                     f"(peak {20 * np.log10(magnitude[above].max()):+.1f} dBFS): kept as they are, "
+                     "as a float file holds them; an interface would clip them")
+
+
+def _times(frames, rate):
+    """Up to five times (s), one per tenth of a second, where ``frames`` fall."""
+    tenth = rate // 10
+    return ", ".join(f"{t / rate:.2f} s" for t in np.unique(frames // tenth)[:5] * tenth)
 
 
 def _remove_dc(path, audio, notes):
