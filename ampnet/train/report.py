@@ -41,14 +41,13 @@ def settings_table(figures) -> list:
     marked."""
     null = figures["null_test"]
     rows = [("validation", r) for r in null["validation"]] + [("test", r) for r in null["test"]]
-    worst = figures["worst_setting"]  # its label and ESR: one row, even where labels repeat
+    worst = max(range(len(null["validation"])), key=lambda i: null["validation"][i]["esr"])
     header = "setting" if any(r["setting"] for _, r in rows) else "take"
     width = max(len(header), *(len(r["label"]) for _, r in rows))
     lines = [f"null-test ESR by {header}:", f"  {header:{width}s}  {'ESR':>8s}  audio"]
-    for role, r in rows:
+    for index, (role, r) in enumerate(rows):
         what = r["kind"] + (", setting not trained on" if r["unseen"] else "")
-        mark = ("  <- worst" if role == "validation" and (r["label"], r["esr"]) ==
-                (worst["label"], worst["esr"]) else "")
+        mark = "  <- worst" if index == worst else ""  # validation rows come first
         lines.append(f"  {r['label']:{width}s}  {r['esr']:8.4f}  {what}{mark}")
     return lines
 
