@@ -73,7 +73,8 @@ def add_parser(sub):
                      help="add a multi-resolution STFT loss term with this weight (default 0: off)")
     run.add_argument("--pre-emphasis", type=float, metavar="C",
                      help="the ESR loss's high-pass x[n] - C*x[n-1]: C from 0 (plain ESR, "
-                          "bass weighted as in a null test) to 0.95 (default 0.85, the published recipe)")
+                          "bass weighted as in a null test) to 0.95 (default 0.85, the "
+                          "published recipe)")
     run.add_argument("--threads", type=int, default=0,
                      help="torch threads (default: 1 up to --hidden 64, where one is fastest; "
                           "else all cores)")

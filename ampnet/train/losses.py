@@ -2,7 +2,8 @@
 
 ESR with pre-emphasis and DC term, after Wright, Damskägg and Välimäki,
 "Real-Time Guitar Amplifier Emulation with Deep Learning", Applied Sciences 10(3), 2020:
-``loss = 0.75 * ESR(H(y), H(ŷ)) + 0.25 * DC(y, ŷ)`` with ``H(z) = 1 - 0.85 z^-1``.
+``loss = 0.75 * ESR(H(y), H(ŷ)) + 0.25 * DC(y, ŷ)`` with ``H(z) = 1 - 0.85 z^-1``
+(:data:`PUBLISHED_PRE_EMPHASIS`; 0 makes it plain ESR).
 
 An optional multi-resolution STFT term (spectral convergence + log magnitude,
 Yamamoto et al., "Parallel WaveGAN", ICASSP 2020) comes from auraloss, with
@@ -12,9 +13,10 @@ window sizes short enough for the trainer's update chunks (64..256 samples).
 import torch
 
 EPS = 1e-8
+PUBLISHED_PRE_EMPHASIS = 0.85  # the paper's high-pass coefficient
 
 
-def pre_emphasis(x, coefficient=0.85):
+def pre_emphasis(x, coefficient=PUBLISHED_PRE_EMPHASIS):
     """First-order high-pass ``x[n] - coefficient * x[n-1]`` along frames."""
     return torch.cat([x[:, :1], x[:, 1:] - coefficient * x[:, :-1]], dim=1)
 
@@ -29,7 +31,7 @@ def dc_loss(target, prediction):
     return torch.mean(torch.mean(target - prediction, dim=1) ** 2) / (torch.mean(target ** 2) + EPS)
 
 
-def esr_dc_loss(target, prediction, coefficient=0.85):
+def esr_dc_loss(target, prediction, coefficient=PUBLISHED_PRE_EMPHASIS):
     """The published recipe: 0.75 ESR on pre-emphasised signals + 0.25 DC."""
     return (0.75 * esr(pre_emphasis(target, coefficient), pre_emphasis(prediction, coefficient))
             + 0.25 * dc_loss(target, prediction))

@@ -107,12 +107,12 @@ def fit(captures, config: TrainConfig, validation=None, test=None, knobs=None,
     capture_set = _as_set(captures, validation, test, knobs)
     model_knobs = knob_checks.knobs_of(capture_set)
     data = data or DataOptions()
-    if not model_knobs and len(capture_set.captures) > 1:
-        log(f"note: {len(capture_set.captures)} takes without knob settings: one model of "
-            "one setting, trained on all of them")
-    elif model_knobs:
+    if model_knobs:
         for label in knob_checks.repeated_settings(capture_set.captures):
             log(f"note: {label} is captured more than once (fine: more data at that setting)")
+    elif len(capture_set.captures) > 1:
+        log(f"note: {len(capture_set.captures)} takes without knob settings: one model of "
+            "one setting, trained on all of them")
     takes = [_load(c, "capture", data, data.latency, log) for c in capture_set.captures]
     rate = takes[0].pair.sample_rate
     for take in takes[1:]:
@@ -207,10 +207,13 @@ def fit(captures, config: TrainConfig, validation=None, test=None, knobs=None,
         advice = f"only {train_seconds:.0f} s of training audio: record 3+ minutes. Other " + advice
     model.metadata.update(metadata or {})
     first = capture_set.captures[0]
-    described_data = (f"{Path(first.dry).name} / {Path(first.wet).name}" if len(takes) == 1 else
-                      f"{len(takes)} captures at {len(captured)} settings of "
-                      f"{', '.join(k.name for k in model_knobs)}" if model_knobs else
-                      f"{len(takes)} takes of one setting")
+    if len(takes) == 1:
+        described_data = f"{Path(first.dry).name} / {Path(first.wet).name}"
+    elif model_knobs:
+        described_data = (f"{len(takes)} captures at {len(captured)} settings of "
+                          f"{', '.join(k.name for k in model_knobs)}")
+    else:
+        described_data = f"{len(takes)} takes of one setting"
     val_seconds = sum(s.segment.dry.size for s in val_rows) / rate
     model.metadata.update({
         "date": model.metadata.get("date") or datetime.date.today().isoformat(),

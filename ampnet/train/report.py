@@ -40,14 +40,14 @@ def settings_table(figures) -> list:
     terminal, a title first (validation rows, then test rows), the worst validation row
     marked."""
     null = figures["null_test"]
-    rows = [("validation", r) for r in null["validation"]] + [("test", r) for r in null["test"]]
-    worst = max(range(len(null["validation"])), key=lambda i: null["validation"][i]["esr"])
-    header = "setting" if any(r["setting"] for _, r in rows) else "take"
-    width = max(len(header), *(len(r["label"]) for _, r in rows))
+    rows = null["validation"] + null["test"]  # validation first: the worst is one of them
+    worst = max(range(len(null["validation"])), key=lambda i: rows[i]["esr"])
+    header = "setting" if any(r["setting"] for r in rows) else "take"
+    width = max(len(header), *(len(r["label"]) for r in rows))
     lines = [f"null-test ESR by {header}:", f"  {header:{width}s}  {'ESR':>8s}  audio"]
-    for index, (role, r) in enumerate(rows):
+    for index, r in enumerate(rows):
         what = r["kind"] + (", setting not trained on" if r["unseen"] else "")
-        mark = "  <- worst" if index == worst else ""  # validation rows come first
+        mark = "  <- worst" if index == worst else ""
         lines.append(f"  {r['label']:{width}s}  {r['esr']:8.4f}  {what}{mark}")
     return lines
 

@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 from ampnet.errors import AmpnetError
 from ampnet.io.files import atomic_output
-from ampnet.train.losses import MultiResolutionSTFT, esr, esr_dc_loss
+from ampnet.train.losses import PUBLISHED_PRE_EMPHASIS, MultiResolutionSTFT, esr, esr_dc_loss
 from ampnet.train.network import AmpLSTM
 
 
@@ -58,7 +58,7 @@ class TrainConfig:
     learning_rate: float = 0.0  # 0: auto_learning_rate() of the batch
     final_lr_fraction: float = 0.02
     stft_weight: float = 0.0  # weight of the optional multi-resolution STFT loss term
-    pre_emphasis: float = 0.85  # the loss's first-order high-pass coefficient (0: plain ESR)
+    pre_emphasis: float = PUBLISHED_PRE_EMPHASIS  # the loss's high-pass coefficient (0: plain ESR)
     patience: int = 10
     grad_clip: float = 1.0
     seed: int = 0
